@@ -1,0 +1,42 @@
+/**
+ * A reference point, not a gateway: the least a Node.js proxy can do per request (read the
+ * request, call the backend over a pooled keep-alive connection, return its answer). Measured
+ * in the same run as Ferry, it shows how much of Ferry's added latency is the proxy hop itself
+ * on this machine, and how much is Ferry's work.
+ *
+ *   node --import tsx bench/bare-proxy.ts --backend http://127.0.0.1:PORT   → prints {"port":N}
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseArgs } from 'node:util';
+import { Pool } from 'undici';
+
+const { values } = parseArgs({ options: { backend: { type: 'string' } } });
+const upstream = new Pool(values.backend!, { connections: 4096, pipelining: 1 });
+const body = JSON.stringify({
+  model: 'bench',
+  messages: [{ role: 'user', content: 'hello' }],
+  stream: false,
+});
+
+const server = createServer((request, response) => {
+  request.resume();
+  request.on('end', async () => {
+    try {
+      const answer = await upstream.request({
+        method: 'POST',
+        path: '/api/chat',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      const text = await answer.body.text();
+      response.writeHead(200, { 'content-type': 'application/json' }).end(text);
+    } catch {
+      response.writeHead(502).end();
+    }
+  });
+});
+server.keepAliveTimeout = 60_000;
+server.listen(0, '127.0.0.1', () => {
+  process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);
+});

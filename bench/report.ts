@@ -1,0 +1,275 @@
+import type { HoldResult, RequestsResult, StreamResult } from './load.js';
+
+/** Everything one benchmark run measured (latencies in microseconds). */
+export interface BenchReport {
+  date: string;
+  commit: string;
+  mode: 'quick' | 'full';
+  seconds: number;
+  machine: { cores: number; cpu: string; node: string; pinned: boolean };
+  latency: {
+    direct: RequestsResult;
+    stored: RequestsResult;
+    unstored: RequestsResult;
+    streamed: RequestsResult;
+    directStreamed: RequestsResult;
+    /** bench/bare-proxy.ts: the least a Node proxy hop costs on this machine. */
+    bareProxy: RequestsResult;
+  };
+  retrieve: RequestsResult;
+  sweep: { concurrency: number; direct: RequestsResult; bareProxy: RequestsResult; ferry: RequestsResult }[];
+  streaming: { direct: StreamResult; ferry: StreamResult; held: (HoldResult & { rssMb: number })[] };
+  state: {
+    sqlite: StateResult;
+    postgres?: StateResult & { stored: RequestsResult };
+  };
+  memory: { idleMb: number; underLoadMb: number; afterLoadMb: number };
+  target?: { url: string; latency: RequestsResult };
+  notes: string[];
+}
+
+export interface StateResult {
+  chain: { depth: number; latency: RequestsResult }[];
+  background: { jobs: number; seconds: number; jobsPerSecond: number };
+}
+
+const ms = (microseconds: number) => (microseconds / 1000).toFixed(3);
+const ms1 = (microseconds: number) => (microseconds / 1000).toFixed(1);
+const int = (value: number) => Math.round(value).toLocaleString('en-US');
+
+/** The highest rate sustained with p99 under `boundMs`, over the concurrency sweep. */
+export function frontier(points: { concurrency: number; result: RequestsResult }[], boundMs: number): number {
+  let best = 0;
+  for (const point of points) {
+    if (point.result.errors === 0 && point.result.latency.p99 < boundMs * 1000)
+      best = Math.max(best, point.result.rps);
+  }
+  return best;
+}
+
+export interface Target {
+  name: string;
+  measured: string;
+  met: boolean;
+}
+
+export function targets(report: BenchReport): Target[] {
+  const added = (a: number, b: number) => a - b;
+  const { direct, stored } = report.latency;
+  const frontierDirect = frontier(
+    report.sweep.map((p) => ({ concurrency: p.concurrency, result: p.direct })),
+    20,
+  );
+  const frontierFerry = frontier(
+    report.sweep.map((p) => ({ concurrency: p.concurrency, result: p.ferry })),
+    20,
+  );
+  const ttft = added(report.streaming.ferry.ttft.p50, report.streaming.direct.ttft.p50);
+  const gap = added(report.streaming.ferry.gap.mean, report.streaming.direct.gap.mean);
+  const held = Math.max(
+    0,
+    ...report.streaming.held
+      .filter((h) => h.completed === h.streams && h.stalled === 0)
+      .map((h) => h.streams),
+  );
+  const chain = report.state.sqlite.chain;
+  const deep = chain.at(-1)!;
+  const chainCost = added(deep.latency.latency.p50, chain[0]!.latency.latency.p50);
+  return [
+    {
+      name: 'added p50 at concurrency 1, store:true, SQLite ≤ 0.3 ms',
+      measured: `${ms(added(stored.latency.p50, direct.latency.p50))} ms`,
+      met: added(stored.latency.p50, direct.latency.p50) <= 300,
+    },
+    {
+      name: 'added p99 at concurrency 1, store:true, SQLite ≤ 1 ms',
+      measured: `${ms(added(stored.latency.p99, direct.latency.p99))} ms`,
+      met: added(stored.latency.p99, direct.latency.p99) <= 1000,
+    },
+    {
+      name: 'throughput at p99 < 20 ms ≥ ½ of direct',
+      measured: `${int(frontierFerry)} vs ${int(frontierDirect)} rps (${((frontierFerry / frontierDirect) * 100).toFixed(0)} %)`,
+      met: frontierFerry >= frontierDirect / 2,
+    },
+    { name: 'added time to first token ≤ 1 ms', measured: `${ms(ttft)} ms`, met: ttft <= 1000 },
+    { name: 'added inter-token gap ≤ 0.1 ms', measured: `${ms(gap)} ms`, met: gap <= 100 },
+    { name: '1,000 concurrent streams held', measured: `${int(held)} streams`, met: held >= 1000 },
+    {
+      name: `follow-up at chain depth ${deep.depth} ≤ 2 ms more than depth 1`,
+      measured: `+${ms(chainCost)} ms`,
+      met: chainCost <= 2000,
+    },
+  ];
+}
+
+export function renderMarkdown(report: BenchReport): string {
+  const lines: string[] = [];
+  const row = (...cells: (string | number)[]) => lines.push(`| ${cells.join(' | ')} |`);
+  const { machine } = report;
+  lines.push(
+    `## Ferry benchmark — ${report.date.slice(0, 10)}, commit \`${report.commit}\`, ${report.mode} run (${report.seconds} s)`,
+    '',
+    `${machine.cores} cores (${machine.cpu}), Node ${machine.node}; ${machine.pinned ? 'Ferry pinned to core 1, fake backend and load generator to core 0' : 'no CPU pinning (taskset missing)'}. Latencies in milliseconds.`,
+    '',
+    '### 1. Added latency (concurrency 1, blocking, 16-token reply)',
+    '',
+  );
+  row('path', 'p50', 'p90', 'p99', 'added p50', 'added p99');
+  row('---', '---:', '---:', '---:', '---:', '---:');
+  const { direct, stored, unstored, streamed, directStreamed, bareProxy } = report.latency;
+  const line = (name: string, result: RequestsResult, base?: RequestsResult) =>
+    row(
+      name,
+      ms(result.latency.p50),
+      ms(result.latency.p90),
+      ms(result.latency.p99),
+      base ? ms(result.latency.p50 - base.latency.p50) : '',
+      base ? ms(result.latency.p99 - base.latency.p99) : '',
+    );
+  line('fake backend directly (`/api/chat`, stream:false)', direct);
+  line('Ferry `POST /v1/responses`, store:true (SQLite)', stored, direct);
+  line('Ferry `POST /v1/responses`, store:false', unstored, direct);
+  line('fake backend directly, streamed (whole body)', directStreamed);
+  line('Ferry `POST /v1/responses`, stream:true (whole body)', streamed, directStreamed);
+  line('Ferry `GET /v1/responses/{id}`', report.retrieve);
+  line('reference: bare Node proxy to the same backend (`bench/bare-proxy.ts`)', bareProxy, direct);
+
+  lines.push('', '### 2. Throughput frontier (blocking, store:true)', '');
+  row('p99 bound', 'direct rps', 'bare Node proxy rps', 'Ferry rps', 'Ferry / direct', 'Ferry / bare proxy');
+  row('---', '---:', '---:', '---:', '---:', '---:');
+  for (const bound of [5, 20, 100]) {
+    const d = frontier(
+      report.sweep.map((p) => ({ concurrency: p.concurrency, result: p.direct })),
+      bound,
+    );
+    const b = frontier(
+      report.sweep.map((p) => ({ concurrency: p.concurrency, result: p.bareProxy })),
+      bound,
+    );
+    const f = frontier(
+      report.sweep.map((p) => ({ concurrency: p.concurrency, result: p.ferry })),
+      bound,
+    );
+    const share = (part: number, whole: number) => (whole ? `${((part / whole) * 100).toFixed(0)} %` : '—');
+    row(`< ${bound} ms`, int(d), int(b), int(f), share(f, d), share(f, b));
+  }
+  lines.push('', '<details><summary>Sweep</summary>', '');
+  row(
+    'concurrency',
+    'direct rps',
+    'direct p99',
+    'bare proxy rps',
+    'bare proxy p99',
+    'Ferry rps',
+    'Ferry p50',
+    'Ferry p99',
+    'errors',
+  );
+  row('---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:');
+  for (const point of report.sweep) {
+    row(
+      point.concurrency,
+      int(point.direct.rps),
+      ms(point.direct.latency.p99),
+      int(point.bareProxy.rps),
+      ms(point.bareProxy.latency.p99),
+      int(point.ferry.rps),
+      ms(point.ferry.latency.p50),
+      ms(point.ferry.latency.p99),
+      point.ferry.errors + point.direct.errors,
+    );
+  }
+  lines.push('', '</details>', '', '### 3. Streaming (64 deltas, 20 ms apart)', '');
+  const s = report.streaming;
+  row('', 'time to first token p50', 'p99', 'inter-token gap mean', 'gap p99');
+  row('---', '---:', '---:', '---:', '---:');
+  row(
+    'fake backend directly (NDJSON)',
+    ms(s.direct.ttft.p50),
+    ms(s.direct.ttft.p99),
+    ms(s.direct.gap.mean),
+    ms(s.direct.gap.p99),
+  );
+  row(
+    'Ferry (Responses SSE)',
+    ms(s.ferry.ttft.p50),
+    ms(s.ferry.ttft.p99),
+    ms(s.ferry.gap.mean),
+    ms(s.ferry.gap.p99),
+  );
+  row(
+    '**added**',
+    ms(s.ferry.ttft.p50 - s.direct.ttft.p50),
+    ms(s.ferry.ttft.p99 - s.direct.ttft.p99),
+    ms(s.ferry.gap.mean - s.direct.gap.mean),
+    ms(s.ferry.gap.p99 - s.direct.gap.p99),
+  );
+  lines.push('');
+  row('concurrent streams', 'completed', 'stalled (gap > 1 s)', 'errors', 'gap p99', 'Ferry RSS');
+  row('---:', '---:', '---:', '---:', '---:', '---:');
+  for (const held of s.held) {
+    row(
+      int(held.streams),
+      int(held.completed),
+      held.stalled,
+      held.errors,
+      ms1(held.gap.p99),
+      `${held.rssMb} MB`,
+    );
+  }
+
+  lines.push('', '### 4. State', '');
+  const postgres = report.state.postgres;
+  row('', 'SQLite', ...(postgres ? ['PostgreSQL'] : []));
+  row('---', '---:', ...(postgres ? ['---:'] : []));
+  if (postgres)
+    row(
+      'blocking store:true p50 / p99',
+      `${ms(stored.latency.p50)} / ${ms(stored.latency.p99)}`,
+      `${ms(postgres.stored.latency.p50)} / ${ms(postgres.stored.latency.p99)}`,
+    );
+  report.state.sqlite.chain.forEach((point, index) => {
+    const other = postgres?.chain[index];
+    row(
+      `follow-up at previous_response_id depth ${point.depth}, p50`,
+      ms(point.latency.latency.p50),
+      ...(other ? [ms(other.latency.latency.p50)] : []),
+    );
+  });
+  const bg = report.state.sqlite.background;
+  row(
+    'background jobs (queue → completed)',
+    `${bg.jobs} in ${bg.seconds.toFixed(1)} s = ${bg.jobsPerSecond.toFixed(0)}/s`,
+    ...(postgres
+      ? [
+          `${postgres.background.jobs} in ${postgres.background.seconds.toFixed(1)} s = ${postgres.background.jobsPerSecond.toFixed(0)}/s`,
+        ]
+      : []),
+  );
+
+  lines.push('', '### 5. Memory (Ferry resident set)', '');
+  row('idle', 'under load (sweep peak)', 'after load');
+  row('---:', '---:', '---:');
+  row(`${report.memory.idleMb} MB`, `${report.memory.underLoadMb} MB`, `${report.memory.afterLoadMb} MB`);
+
+  if (report.target) {
+    lines.push('', `### Other gateway: ${report.target.url}`, '');
+    row('p50', 'p99', 'added p50 vs direct', 'added p99 vs direct');
+    row('---:', '---:', '---:', '---:');
+    const t = report.target.latency;
+    row(
+      ms(t.latency.p50),
+      ms(t.latency.p99),
+      ms(t.latency.p50 - direct.latency.p50),
+      ms(t.latency.p99 - direct.latency.p99),
+    );
+  }
+
+  lines.push('', '### Targets', '');
+  row('target', 'measured', 'met');
+  row('---', '---', '---');
+  for (const target of targets(report)) row(target.name, target.measured, target.met ? 'yes' : '**no**');
+  for (const note of report.notes) lines.push('', `Note: ${note}`);
+  lines.push('');
+  return lines.join('\n');
+}

@@ -1,0 +1,542 @@
+/**
+ * `npm run bench [-- --quick] [-- --target URL] [-- --no-postgres]`
+ *
+ * Measures what Ferry adds on top of a backend, side by side in one run, the way the Busbar
+ * "On the Bench" harness does: the same fast fake backend is called directly and through
+ * Ferry, and the difference is what Ferry costs. Ferry runs pinned to one core, the fake
+ * backend and the load generator to the other (when `taskset` exists). Writes
+ * bench/results/<date>-<commit>.{json,md} and bench/results/latest.{json,md}, and prints the table.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { request } from 'undici';
+import type { HoldResult, LoadSpec, RequestsResult, StreamResult } from './load.js';
+
+import { renderMarkdown, type BenchReport } from './report.js';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    target: { type: 'string' },
+    'no-postgres': { type: 'boolean', default: false },
+    /** Run only these sections (comma-separated: latency, throughput, state, streaming); for iterating. */
+    only: { type: 'string' },
+    postgres: {
+      type: 'string',
+      default: process.env.FERRY_BENCH_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test',
+    },
+  },
+});
+const quick = args.quick;
+const ROOT = new URL('..', import.meta.url).pathname;
+const PINNING = hasTaskset();
+const FERRY_CPU = '1';
+const CLIENT_CPU = '0';
+
+const plan = quick
+  ? {
+      latencyMs: 1500,
+      sweepMs: 1000,
+      sweep: [1, 2, 4, 8, 16, 32, 64, 128],
+      streams: 5,
+      hold: [250, 1000],
+      chain: 1000,
+      jobs: 100,
+      followUpMs: 800,
+    }
+  : {
+      latencyMs: 5000,
+      sweepMs: 3000,
+      sweep: [1, 2, 4, 8, 16, 32, 64, 128],
+      streams: 30,
+      hold: [250, 500, 1000, 1500],
+      chain: 1000,
+      jobs: 400,
+      followUpMs: 2000,
+    };
+
+// ── processes ──────────────────────────────────────────────────────────────
+
+function hasTaskset(): boolean {
+  try {
+    execFileSync('taskset', ['-c', '0', 'true']);
+    return cpus().length >= 2;
+  } catch {
+    return false;
+  }
+}
+
+function spawnOn(cpu: string, command: string[], options: { stdio?: 'pipe' | 'ignore' } = {}): ChildProcess {
+  const [program, ...rest] = PINNING ? ['taskset', '-c', cpu, ...command] : command;
+  return spawn(program!, rest, { cwd: ROOT, stdio: ['ignore', options.stdio ?? 'pipe', 'inherit'] });
+}
+
+const children: ChildProcess[] = [];
+process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
+
+async function firstLine(child: ChildProcess): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buffer = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      const newline = buffer.indexOf('\n');
+      if (newline !== -1) resolve(buffer.slice(0, newline));
+    });
+    child.once('exit', (code) => reject(new Error(`process exited with ${code}`)));
+  });
+}
+
+/** The reference proxy (bench/bare-proxy.ts), pinned where Ferry runs. */
+async function startBareProxy(backendUrl: string): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawnOn(FERRY_CPU, [
+    process.execPath,
+    '--import',
+    'tsx',
+    'bench/bare-proxy.ts',
+    '--backend',
+    backendUrl,
+  ]);
+  children.push(child);
+  const { port } = JSON.parse(await firstLine(child)) as { port: number };
+  return { url: `http://127.0.0.1:${port}`, child };
+}
+
+async function startFake(tokens: number, intervalMs: number): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawnOn(CLIENT_CPU, [
+    process.execPath,
+    '--import',
+    'tsx',
+    'bench/fake-backend.ts',
+    '--tokens',
+    String(tokens),
+    '--interval',
+    String(intervalMs),
+  ]);
+  children.push(child);
+  const { port } = JSON.parse(await firstLine(child)) as { port: number };
+  return { url: `http://127.0.0.1:${port}`, child };
+}
+
+interface Ferry {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+async function startFerry(
+  backendUrl: string,
+  database: string,
+  extra: Record<string, unknown> = {},
+): Promise<Ferry> {
+  const directory = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const config = join(directory, 'ferry.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      host: '127.0.0.1',
+      port,
+      database: database === 'sqlite' ? join(directory, 'ferry.db') : database,
+      logLevel: 'info',
+      backends: [{ name: 'bench', kind: 'ollama', url: backendUrl, connections: 4096 }],
+      // Large enough that a 1,000-turn chain is sent whole: the chain benchmark measures loading it.
+      models: { bench: { contextWindow: 1_000_000 } },
+      background: { concurrency: 64 },
+      ...extra,
+    }),
+  );
+  const child = spawnOn(FERRY_CPU, [process.execPath, 'dist/cli/main.js', 'serve', '--config', config], {
+    stdio: 'ignore',
+  });
+  children.push(child);
+  const url = `http://127.0.0.1:${port}`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const response = await request(`${url}/healthz`);
+      await response.body.dump();
+      if (response.statusCode === 200) break;
+    } catch {
+      if (attempt > 200) throw new Error('Ferry did not start');
+    }
+    await sleep(50);
+  }
+  return {
+    url,
+    pid: child.pid!,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+      rmSync(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+async function load<T>(spec: LoadSpec): Promise<T> {
+  const child = spawnOn(CLIENT_CPU, [
+    process.execPath,
+    '--import',
+    'tsx',
+    'bench/load.ts',
+    JSON.stringify(spec),
+  ]);
+  children.push(child);
+  return JSON.parse(await firstLine(child)) as T;
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 102.4) / 10;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function post(url: string, body: unknown): Promise<Record<string, unknown>> {
+  const response = await request(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const json = (await response.body.json()) as Record<string, unknown>;
+  if (response.statusCode !== 200)
+    throw new Error(`POST ${url}: ${response.statusCode} ${JSON.stringify(json)}`);
+  return json;
+}
+
+// ── bodies ─────────────────────────────────────────────────────────────────
+
+const DIRECT_BODY = JSON.stringify({
+  model: 'bench',
+  messages: [{ role: 'user', content: 'hello' }],
+  stream: false,
+  options: { num_ctx: 8192 },
+});
+const DIRECT_STREAM_BODY = JSON.stringify({
+  model: 'bench',
+  messages: [{ role: 'user', content: 'hello' }],
+  stream: true,
+  options: { num_ctx: 8192 },
+});
+const responsesBody = (extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ model: 'bench', input: 'hello', ...extra });
+
+function requestsSpec(
+  origin: string,
+  path: string,
+  body: string,
+  concurrency: number,
+  durationMs: number,
+): LoadSpec {
+  return {
+    mode: 'requests',
+    origin,
+    path,
+    body,
+    concurrency,
+    durationMs,
+    warmupMs: Math.min(500, durationMs / 2),
+  };
+}
+
+// ── scenarios ──────────────────────────────────────────────────────────────
+
+async function addedLatency(fakeUrl: string, ferry: Ferry, report: BenchReport): Promise<void> {
+  const direct = await load<RequestsResult>(
+    requestsSpec(fakeUrl, '/api/chat', DIRECT_BODY, 1, plan.latencyMs),
+  );
+  const stored = await load<RequestsResult>(
+    requestsSpec(ferry.url, '/v1/responses', responsesBody(), 1, plan.latencyMs),
+  );
+  const unstored = await load<RequestsResult>(
+    requestsSpec(ferry.url, '/v1/responses', responsesBody({ store: false }), 1, plan.latencyMs),
+  );
+  const streamed = await load<RequestsResult>(
+    requestsSpec(
+      ferry.url,
+      '/v1/responses',
+      responsesBody({ stream: true, store: false }),
+      1,
+      plan.latencyMs,
+    ),
+  );
+  const directStreamed = await load<RequestsResult>(
+    requestsSpec(fakeUrl, '/api/chat', DIRECT_STREAM_BODY, 1, plan.latencyMs),
+  );
+  const bare = await startBareProxy(fakeUrl);
+  const bareProxy = await load<RequestsResult>(
+    requestsSpec(bare.url, '/v1/responses', responsesBody(), 1, plan.latencyMs),
+  );
+  bare.child.kill();
+  report.latency = { direct, stored, unstored, streamed, directStreamed, bareProxy };
+}
+
+async function retrieveLatency(ferry: Ferry, report: BenchReport): Promise<void> {
+  const created = await post(`${ferry.url}/v1/responses`, { model: 'bench', input: 'keep me' });
+  const spec: LoadSpec = {
+    ...requestsSpec(ferry.url, `/v1/responses/${String(created.id)}`, '', 1, plan.latencyMs),
+    method: 'GET',
+  };
+  report.retrieve = await load<RequestsResult>(spec);
+}
+
+async function throughput(fakeUrl: string, ferry: Ferry, report: BenchReport): Promise<void> {
+  report.sweep = [];
+  let peakRss = 0;
+  const bare = await startBareProxy(fakeUrl);
+  for (const concurrency of plan.sweep) {
+    const direct = await load<RequestsResult>(
+      requestsSpec(fakeUrl, '/api/chat', DIRECT_BODY, concurrency, plan.sweepMs),
+    );
+    const bareProxy = await load<RequestsResult>(
+      requestsSpec(bare.url, '/v1/responses', responsesBody(), concurrency, plan.sweepMs),
+    );
+    const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMb(ferry.pid))), 100);
+    const viaFerry = await load<RequestsResult>(
+      requestsSpec(ferry.url, '/v1/responses', responsesBody(), concurrency, plan.sweepMs),
+    );
+    clearInterval(sampler);
+    report.sweep.push({ concurrency, direct, bareProxy, ferry: viaFerry });
+  }
+  bare.child.kill();
+  report.memory.underLoadMb = peakRss;
+}
+
+async function streaming(report: BenchReport): Promise<void> {
+  const fake = await startFake(64, 20);
+  const ferry = await startFerry(fake.url, 'sqlite');
+  // Both sides are first warmed up with unpaced streams (model "warmup"), so the paced ones
+  // measure steady-state code rather than the first calls of a fresh process.
+  const warmup = { warmupCount: 2000 };
+  const direct = await load<StreamResult>({
+    mode: 'stream',
+    origin: fake.url,
+    path: '/api/chat',
+    body: DIRECT_STREAM_BODY,
+    warmupBody: DIRECT_STREAM_BODY.replace('"model":"bench"', '"model":"warmup"'),
+    ...warmup,
+    concurrency: 1,
+    count: plan.streams,
+    tokenMarker: '"content":"w',
+  });
+  const viaFerry = await load<StreamResult>({
+    mode: 'stream',
+    origin: ferry.url,
+    path: '/v1/responses',
+    body: responsesBody({ stream: true }),
+    warmupBody: JSON.stringify({ model: 'warmup', input: 'hello', stream: true, store: false }),
+    ...warmup,
+    concurrency: 1,
+    count: plan.streams,
+    tokenMarker: 'event: response.output_text.delta',
+  });
+  report.streaming = { direct, ferry: viaFerry, held: [] };
+  for (const streams of plan.hold) {
+    let peak = 0;
+    const sampler = setInterval(() => (peak = Math.max(peak, rssMb(ferry.pid))), 100);
+    const held = await load<HoldResult>({
+      mode: 'hold',
+      origin: ferry.url,
+      path: '/v1/responses',
+      body: responsesBody({ stream: true }),
+      concurrency: streams,
+      tokenMarker: 'event: response.output_text.delta',
+    });
+    clearInterval(sampler);
+    report.streaming.held.push({ ...held, rssMb: peak });
+    if (held.completed < streams || held.stalled > 0) break;
+  }
+  await ferry.stop();
+  fake.child.kill();
+}
+
+/** Builds a previous_response_id chain and times follow-ups at several depths. */
+async function chainCosts(ferry: Ferry): Promise<{ depth: number; latency: RequestsResult }[]> {
+  const depths = [1, 10, 100, plan.chain];
+  const at = new Map<number, string>();
+  let previous: string | undefined;
+  for (let depth = 1; depth <= plan.chain; depth++) {
+    const created = await post(`${ferry.url}/v1/responses`, {
+      model: 'bench',
+      input: `turn ${depth}`,
+      ...(previous ? { previous_response_id: previous } : {}),
+    });
+    previous = String(created.id);
+    if (depths.includes(depth)) at.set(depth, previous);
+  }
+  const results = [];
+  for (const depth of depths) {
+    const body = JSON.stringify({ model: 'bench', input: 'and now?', previous_response_id: at.get(depth) });
+    results.push({
+      depth,
+      latency: await load<RequestsResult>(requestsSpec(ferry.url, '/v1/responses', body, 1, plan.followUpMs)),
+    });
+  }
+  return results;
+}
+
+/** Queues background jobs as fast as possible and times until all are done. */
+async function backgroundThroughput(
+  ferry: Ferry,
+): Promise<{ jobs: number; seconds: number; jobsPerSecond: number }> {
+  const started = performance.now();
+  const ids: string[] = [];
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (ids.length < plan.jobs) {
+        ids.push(
+          String(
+            (await post(`${ferry.url}/v1/responses`, { model: 'bench', input: 'job', background: true })).id,
+          ),
+        );
+      }
+    }),
+  );
+  for (const id of ids) {
+    for (;;) {
+      const response = await request(`${ferry.url}/v1/responses/${id}`);
+      const body = (await response.body.json()) as { status: string };
+      if (body.status !== 'queued' && body.status !== 'in_progress') break;
+      await sleep(20);
+    }
+  }
+  const seconds = (performance.now() - started) / 1000;
+  return { jobs: ids.length, seconds, jobsPerSecond: ids.length / seconds };
+}
+
+async function state(fakeUrl: string, ferry: Ferry, report: BenchReport): Promise<void> {
+  report.state = {
+    sqlite: { chain: await chainCosts(ferry), background: await backgroundThroughput(ferry) },
+  };
+  if (args['no-postgres']) return;
+  let schema: string | undefined;
+  const admin = new pg.Client({ connectionString: args.postgres });
+  try {
+    await admin.connect();
+    schema = `ferry_bench_${Date.now()}`;
+    await admin.query(`create schema ${schema}`);
+  } catch (error) {
+    report.notes.push(`PostgreSQL comparison skipped: ${(error as Error).message}`);
+    await admin.end().catch(() => undefined);
+    return;
+  }
+  const url = new URL(args.postgres);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  const onPostgres = await startFerry(fakeUrl, url.toString());
+  try {
+    const stored = await load<RequestsResult>(
+      requestsSpec(onPostgres.url, '/v1/responses', responsesBody(), 1, plan.latencyMs),
+    );
+    report.state.postgres = {
+      stored,
+      chain: await chainCosts(onPostgres),
+      background: await backgroundThroughput(onPostgres),
+    };
+  } finally {
+    await onPostgres.stop();
+    await admin.query(`drop schema ${schema} cascade`);
+    await admin.end();
+  }
+}
+
+async function againstTarget(fakeUrl: string, report: BenchReport): Promise<void> {
+  if (!args.target) return;
+  const target = new URL(args.target);
+  report.target = {
+    url: args.target,
+    latency: await load<RequestsResult>(
+      requestsSpec(
+        target.origin,
+        `${target.pathname.replace(/\/$/, '')}/v1/responses`,
+        responsesBody({ store: false }),
+        1,
+        plan.latencyMs,
+      ),
+    ),
+  };
+  report.notes.push(
+    `--target ${args.target} must be configured with the fake backend at ${fakeUrl} (model "bench").`,
+  );
+}
+
+// ── main ───────────────────────────────────────────────────────────────────
+
+async function main(): Promise<void> {
+  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).toString().trim();
+  const report: BenchReport = {
+    date: new Date().toISOString(),
+    commit,
+    mode: quick ? 'quick' : 'full',
+    machine: {
+      cores: cpus().length,
+      cpu: cpus()[0]?.model ?? 'unknown',
+      node: process.version,
+      pinned: PINNING,
+    },
+    memory: { idleMb: 0, underLoadMb: 0, afterLoadMb: 0 },
+    notes: [],
+  } as unknown as BenchReport; // filled in section by section below
+  const started = performance.now();
+  const fake = await startFake(16, 0);
+  const ferry = await startFerry(fake.url, 'sqlite');
+  await sleep(500);
+  report.memory.idleMb = rssMb(ferry.pid);
+
+  const only = args.only?.split(',');
+  const wanted = (section: string) => !only || only.includes(section);
+  if (wanted('latency')) {
+    step('added latency');
+    await addedLatency(fake.url, ferry, report);
+    await retrieveLatency(ferry, report);
+  }
+  if (wanted('throughput')) {
+    step('throughput sweep');
+    await throughput(fake.url, ferry, report);
+    await sleep(3000);
+    report.memory.afterLoadMb = rssMb(ferry.pid);
+  }
+  if (wanted('state')) {
+    step('state');
+    await state(fake.url, ferry, report);
+  }
+  await ferry.stop();
+  if (wanted('streaming')) {
+    step('streaming');
+    await streaming(report);
+  }
+  await againstTarget(fake.url, report);
+  if (only) {
+    // A partial run is for iterating: print what was measured, write no report.
+    process.stdout.write(`${JSON.stringify(report, null, 1)}\n`);
+    fake.child.kill();
+    return;
+  }
+  report.seconds = Math.round((performance.now() - started) / 1000);
+
+  const stamp = report.date.slice(0, 19).replace(/[:T]/g, '-');
+  const out = join(ROOT, 'bench', 'results');
+  mkdirSync(out, { recursive: true });
+  const markdown = renderMarkdown(report);
+  for (const name of [`${stamp}-${commit}`, 'latest']) {
+    writeFileSync(join(out, `${name}.json`), `${JSON.stringify(report, null, 2)}\n`);
+    writeFileSync(join(out, `${name}.md`), markdown);
+  }
+  process.stdout.write(
+    `\n${markdown}\nWritten to bench/results/${stamp}-${commit}.{json,md} and bench/results/latest.{json,md}\n`,
+  );
+  fake.child.kill();
+}
+
+function step(name: string): void {
+  process.stderr.write(`· ${name}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

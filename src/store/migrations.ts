@@ -1,0 +1,125 @@
+import type { Kysely, Migration, MigrationProvider } from 'kysely';
+
+/**
+ * Versioned schema migrations, one list for both dialects (the column types used mean the same
+ * in SQLite and PostgreSQL). Kysely's migrator records what ran and takes a lock, so two
+ * replicas starting together migrate once. Never edit a migration that has shipped: add one.
+ */
+const migrations: Record<string, Migration> = {
+  '0001_responses_and_items': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('responses')
+        .addColumn('id', 'text', (column) => column.primaryKey())
+        .addColumn('tenant', 'text', (column) => column.notNull())
+        .addColumn('created_at', 'bigint', (column) => column.notNull())
+        .addColumn('status', 'text', (column) => column.notNull())
+        .addColumn('previous_response_id', 'text')
+        .addColumn('ancestors', 'text', (column) => column.notNull())
+        .addColumn('body', 'text', (column) => column.notNull())
+        .addColumn('expires_at', 'bigint', (column) => column.notNull())
+        .execute();
+      await db.schema.createIndex('responses_expiry').on('responses').column('expires_at').execute();
+      await db.schema
+        .createTable('items')
+        .addColumn('response_id', 'text', (column) => column.notNull())
+        .addColumn('tenant', 'text', (column) => column.notNull())
+        .addColumn('kind', 'integer', (column) => column.notNull())
+        .addColumn('position', 'integer', (column) => column.notNull())
+        .addColumn('item_id', 'text', (column) => column.notNull())
+        .addColumn('body', 'text', (column) => column.notNull())
+        .addPrimaryKeyConstraint('items_pk', ['response_id', 'kind', 'position'])
+        .execute();
+      await db.schema.createIndex('items_by_item_id').on('items').columns(['tenant', 'item_id']).execute();
+    },
+  },
+  '0002_background_jobs_events_idempotency': {
+    async up(db: Kysely<unknown>) {
+      // One row per background response: who runs it, until when (the lease), and how often it started.
+      await db.schema
+        .createTable('jobs')
+        .addColumn('response_id', 'text', (column) => column.primaryKey())
+        .addColumn('tenant', 'text', (column) => column.notNull())
+        .addColumn('backend', 'text', (column) => column.notNull())
+        .addColumn('state', 'text', (column) => column.notNull())
+        .addColumn('attempts', 'integer', (column) => column.notNull())
+        .addColumn('lease_owner', 'text')
+        .addColumn('lease_expires_at', 'bigint')
+        .addColumn('cancel_requested', 'integer', (column) => column.notNull())
+        .addColumn('enqueued_at', 'bigint', (column) => column.notNull())
+        .addColumn('payload', 'text', (column) => column.notNull())
+        .execute();
+      await db.schema
+        .createIndex('jobs_claim')
+        .on('jobs')
+        .columns(['state', 'backend', 'enqueued_at'])
+        .execute();
+      // The events of background streams, so they can be replayed and followed from any replica.
+      await db.schema
+        .createTable('response_events')
+        .addColumn('response_id', 'text', (column) => column.notNull())
+        .addColumn('sequence_number', 'integer', (column) => column.notNull())
+        .addColumn('type', 'text', (column) => column.notNull())
+        .addColumn('data', 'text', (column) => column.notNull())
+        .addPrimaryKeyConstraint('response_events_pk', ['response_id', 'sequence_number'])
+        .execute();
+      await db.schema
+        .createTable('idempotency_keys')
+        .addColumn('tenant', 'text', (column) => column.notNull())
+        .addColumn('key', 'text', (column) => column.notNull())
+        .addColumn('fingerprint', 'text', (column) => column.notNull())
+        .addColumn('state', 'text', (column) => column.notNull())
+        .addColumn('locked_until', 'bigint', (column) => column.notNull())
+        .addColumn('outcome', 'text')
+        // The response whose event log replays the outcome (kept until the key expires).
+        .addColumn('response_id', 'text')
+        .addColumn('expires_at', 'bigint', (column) => column.notNull())
+        .addPrimaryKeyConstraint('idempotency_keys_pk', ['tenant', 'key'])
+        .execute();
+      await db.schema.createIndex('idempotency_expiry').on('idempotency_keys').column('expires_at').execute();
+    },
+  },
+  '0003_secrets': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('secrets')
+        .addColumn('name', 'text', (column) => column.primaryKey())
+        .addColumn('value', 'text', (column) => column.notNull())
+        .addColumn('created_at', 'bigint', (column) => column.notNull())
+        .execute();
+    },
+  },
+  // API keys managed by `ferry keys` (only hashes are kept) and the per-replica counters that
+  // make rate limits shared across replicas (src/limits/).
+  '0004_api_keys_and_rate_limit_usage': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('api_keys')
+        .addColumn('id', 'text', (column) => column.primaryKey())
+        .addColumn('hash', 'text', (column) => column.notNull().unique())
+        .addColumn('hint', 'text', (column) => column.notNull())
+        .addColumn('tenant', 'text', (column) => column.notNull())
+        .addColumn('name', 'text')
+        .addColumn('requests_per_minute', 'integer')
+        .addColumn('concurrent_requests', 'integer')
+        .addColumn('created_at', 'bigint', (column) => column.notNull())
+        .addColumn('revoked_at', 'bigint')
+        .execute();
+      await db.schema
+        .createTable('rate_limit_usage')
+        .addColumn('replica', 'text', (column) => column.notNull())
+        .addColumn('subject', 'text', (column) => column.notNull())
+        .addColumn('window_start', 'bigint', (column) => column.notNull())
+        .addColumn('current_count', 'integer', (column) => column.notNull())
+        .addColumn('previous_count', 'integer', (column) => column.notNull())
+        .addColumn('in_flight', 'integer', (column) => column.notNull())
+        .addColumn('updated_at', 'bigint', (column) => column.notNull())
+        .addPrimaryKeyConstraint('rate_limit_usage_pk', ['replica', 'subject'])
+        .execute();
+    },
+  },
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => migrations,
+};

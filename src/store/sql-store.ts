@@ -1,0 +1,741 @@
+import type SQLite from 'better-sqlite3';
+import { Migrator, sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
+import type { ResponseObject } from '../api/wire.js';
+import type { Database, ItemsTable } from './schema.js';
+import { migrationProvider } from './migrations.js';
+import type { QueryObserver } from './open.js';
+import type { Checkpointer } from './sqlite-checkpointer.js';
+import { SqliteHotPath } from './sqlite-hot-path.js';
+import type {
+  CancelOutcome,
+  ChainContext,
+  ClaimedJob,
+  FinishOutcome,
+  IdempotencyClaim,
+  IdempotentOutcome,
+  ItemPage,
+  JobResult,
+  LeaseState,
+  ListOptions,
+  NewJob,
+  NewResponse,
+  Store,
+  StoredEvent,
+  StoredItem,
+} from './types.js';
+
+/** PostgreSQL advisory locks are (class, object) pairs; Ferry's class spells "FERY". */
+const LOCK_CLASS = 0x46455259;
+const MIGRATION_LOCK = 1;
+const PURGE_LOCK = 2;
+
+const INPUT = 0;
+const OUTPUT = 1;
+
+interface SqliteHandle {
+  database: SQLite.Database;
+  checkpointer?: Checkpointer | undefined;
+  onQuery?: QueryObserver | undefined;
+}
+
+/**
+ * The Store over Kysely, shared by SQLite and PostgreSQL: the SQL here is plain enough to mean
+ * the same in both. Dialect-specific set-up (pragmas, pools, type parsers) lives in `open.ts`.
+ */
+export class SqlStore implements Store {
+  readonly dialect: 'sqlite' | 'postgres';
+  readonly db: Kysely<Database>;
+
+  /** SQLite only: the database handle, its checkpointer, and (once migrated) the hot-path statements. */
+  private readonly sqlite: SqliteHandle | undefined;
+  private hotPath: SqliteHotPath | undefined;
+
+  constructor(db: Kysely<Database>, dialect: 'sqlite' | 'postgres', sqlite?: SqliteHandle) {
+    this.db = db;
+    this.dialect = dialect;
+    this.sqlite = sqlite;
+  }
+
+  /** Runs a hot-path call holding Kysely's (single) SQLite connection, so no transaction is open. */
+  private exclusive<T>(run: (hotPath: SqliteHotPath) => T): Promise<T> {
+    const hotPath = this.hotPath!;
+    return this.db.connection().execute(async () => run(hotPath));
+  }
+
+  /**
+   * Brings the schema up to date. On PostgreSQL, replicas starting together take turns under an
+   * advisory lock (Kysely's own lock table cannot guard the creation of that table).
+   */
+  async migrate(): Promise<void> {
+    if (this.dialect === 'sqlite') {
+      await this.migrateWith(this.db);
+      // Statements can only be prepared once their tables exist.
+      if (this.sqlite) this.hotPath = new SqliteHotPath(this.sqlite.database, this.sqlite.onQuery);
+      return;
+    }
+    await this.db.connection().execute(async (connection) => {
+      await sql`select pg_advisory_lock(${LOCK_CLASS}, ${MIGRATION_LOCK})`.execute(connection);
+      try {
+        await this.migrateWith(connection);
+      } finally {
+        await sql`select pg_advisory_unlock(${LOCK_CLASS}, ${MIGRATION_LOCK})`.execute(connection);
+      }
+    });
+  }
+
+  private async migrateWith(db: Kysely<Database>): Promise<void> {
+    // Unless told a schema, Kysely takes its bookkeeping tables found in *any* schema for its own
+    // (another application's, or a parallel test run's) and then fails to use them.
+    const migrationTableSchema = this.dialect === 'postgres' ? await this.currentSchema() : undefined;
+    const migrator = new Migrator({
+      db,
+      provider: migrationProvider,
+      ...(migrationTableSchema ? { migrationTableSchema } : {}),
+    });
+    const { error, results } = await migrator.migrateToLatest();
+    if (error) {
+      const failed = results?.find((result) => result.status === 'Error')?.migrationName;
+      throw new Error(
+        `Database migration ${failed ?? ''} failed: ${(error as Error).message ?? String(error)}`,
+      );
+    }
+  }
+
+  private async currentSchema(): Promise<string> {
+    const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(this.db);
+    return rows[0]!.schema;
+  }
+
+  async createResponse(record: NewResponse): Promise<void> {
+    if (this.hotPath) return this.exclusive((hotPath) => hotPath.createResponse(record));
+    const { tenant, response } = record;
+    const final = response.status !== 'queued' && response.status !== 'in_progress';
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('responses')
+        .values({
+          id: response.id,
+          tenant,
+          created_at: response.created_at,
+          status: response.status,
+          previous_response_id: response.previous_response_id,
+          ancestors: JSON.stringify(record.ancestors),
+          body: record.json ?? JSON.stringify(response),
+          expires_at: record.expiresAt,
+        })
+        .execute();
+      await insertItems(trx, tenant, response.id, INPUT, record.inputItems);
+      if (final) await insertItems(trx, tenant, response.id, OUTPUT, outputItems(response));
+    });
+  }
+
+  async updateResponse(tenant: string, response: ResponseObject): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('responses')
+        .set({ status: response.status, body: JSON.stringify(response) })
+        .where('id', '=', response.id)
+        .where('tenant', '=', tenant)
+        .execute();
+      await trx
+        .deleteFrom('items')
+        .where('response_id', '=', response.id)
+        .where('kind', '=', OUTPUT)
+        .execute();
+      await insertItems(trx, tenant, response.id, OUTPUT, outputItems(response));
+    });
+  }
+
+  async getResponse(tenant: string, id: string): Promise<ResponseObject | undefined> {
+    if (this.hotPath) return this.exclusive((hotPath) => hotPath.getResponse(tenant, id));
+    const row = await this.db
+      .selectFrom('responses')
+      .select('body')
+      .where('id', '=', id)
+      .where('tenant', '=', tenant)
+      .executeTakeFirst();
+    return row ? (JSON.parse(row.body) as ResponseObject) : undefined;
+  }
+
+  async deleteResponse(tenant: string, id: string): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const result = await trx
+        .deleteFrom('responses')
+        .where('id', '=', id)
+        .where('tenant', '=', tenant)
+        .executeTakeFirst();
+      if (!result.numDeletedRows) return false;
+      // A running job's worker finds its lease gone at the next heartbeat and stops.
+      await trx.deleteFrom('items').where('response_id', '=', id).execute();
+      await trx.deleteFrom('response_events').where('response_id', '=', id).execute();
+      await trx.deleteFrom('jobs').where('response_id', '=', id).execute();
+      return true;
+    });
+  }
+
+  async listInputItems(
+    tenant: string,
+    responseId: string,
+    options: ListOptions,
+  ): Promise<ItemPage | undefined> {
+    const exists = await this.db
+      .selectFrom('responses')
+      .select('id')
+      .where('id', '=', responseId)
+      .where('tenant', '=', tenant)
+      .executeTakeFirst();
+    if (!exists) return undefined;
+    let query = this.db
+      .selectFrom('items')
+      .select(['item_id', 'body'])
+      .where('response_id', '=', responseId)
+      .where('kind', '=', INPUT);
+    if (options.after !== undefined) {
+      const cursor = this.db
+        .selectFrom('items')
+        .select('position')
+        .where('response_id', '=', responseId)
+        .where('kind', '=', INPUT)
+        .where('item_id', '=', options.after);
+      query = query.where('position', options.order === 'asc' ? '>' : '<', cursor);
+    }
+    const rows = await query
+      .orderBy('position', options.order)
+      .limit(options.limit + 1)
+      .execute();
+    const hasMore = rows.length > options.limit;
+    return { data: rows.slice(0, options.limit).map(toStoredItem), hasMore };
+  }
+
+  async loadChain(tenant: string, responseId: string): Promise<ChainContext | undefined> {
+    if (this.hotPath) return this.exclusive((hotPath) => hotPath.loadChain(tenant, responseId));
+    const head = await this.db
+      .selectFrom('responses')
+      .select(['ancestors', 'body'])
+      .where('id', '=', responseId)
+      .where('tenant', '=', tenant)
+      .executeTakeFirst();
+    if (!head) return undefined;
+    const path = [...(JSON.parse(head.ancestors) as string[]), responseId];
+    // One query for the whole chain, however deep: ancestors are materialised on each response.
+    // The head row proved the tenant and a chain never crosses tenants, so the items are looked
+    // up by primary key alone (a tenant condition here makes SQLite scan the tenant's index).
+    const rows = await this.db
+      .selectFrom('items')
+      .select(['response_id', 'kind', 'position', 'item_id', 'body'])
+      .where('response_id', 'in', path)
+      .execute();
+    const rank = new Map(path.map((id, index) => [id, index]));
+    rows.sort(
+      (a, b) =>
+        rank.get(a.response_id)! - rank.get(b.response_id)! || a.kind - b.kind || a.position - b.position,
+    );
+    return { response: JSON.parse(head.body) as ResponseObject, path, items: rows.map(toStoredItem) };
+  }
+
+  async findItems(tenant: string, ids: readonly string[]): Promise<Map<string, StoredItem>> {
+    if (this.hotPath) return this.exclusive((hotPath) => hotPath.findItems(tenant, ids));
+    const found = new Map<string, StoredItem>();
+    if (ids.length === 0) return found;
+    const rows = await this.db
+      .selectFrom('items')
+      .select(['item_id', 'body'])
+      .where('tenant', '=', tenant)
+      .where('item_id', 'in', [...ids])
+      .execute();
+    for (const row of rows) found.set(row.item_id, toStoredItem(row));
+    return found;
+  }
+
+  // ── background jobs ─────────────────────────────────────────────────────
+
+  async enqueueBackground(record: NewResponse, job: NewJob): Promise<void> {
+    const { tenant, response } = record;
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('responses')
+        .values({
+          id: response.id,
+          tenant,
+          created_at: response.created_at,
+          status: response.status,
+          previous_response_id: response.previous_response_id,
+          ancestors: JSON.stringify(record.ancestors),
+          body: JSON.stringify(response),
+          expires_at: record.expiresAt,
+        })
+        .execute();
+      await insertItems(trx, tenant, response.id, INPUT, record.inputItems);
+      await insertEvents(trx, response.id, job.events);
+      await trx
+        .insertInto('jobs')
+        .values({
+          response_id: response.id,
+          tenant,
+          backend: job.backend,
+          state: 'queued',
+          attempts: 0,
+          lease_owner: null,
+          lease_expires_at: null,
+          cancel_requested: 0,
+          enqueued_at: Date.now(),
+          payload: job.payload,
+        })
+        .execute();
+    });
+  }
+
+  async claimJob(
+    owner: string,
+    backends: readonly string[],
+    leaseMs: number,
+    keepEvents: (job: { payload: string }) => number,
+  ): Promise<ClaimedJob | undefined> {
+    if (backends.length === 0) return undefined;
+    const now = Date.now();
+    return this.db.transaction().execute(async (trx) => {
+      let candidate = trx
+        .selectFrom('jobs')
+        .select('response_id')
+        .where('backend', 'in', [...backends])
+        .where((eb) => claimable(eb, now))
+        .orderBy('enqueued_at')
+        .limit(1);
+      // Replicas skip a row another one is claiming instead of queueing behind its lock.
+      if (this.dialect === 'postgres') candidate = candidate.forUpdate().skipLocked();
+      const picked = await candidate.executeTakeFirst();
+      if (!picked) return undefined;
+      const job = await trx
+        .updateTable('jobs')
+        .set({
+          state: 'running',
+          lease_owner: owner,
+          lease_expires_at: now + leaseMs,
+          attempts: sql`attempts + 1`,
+        })
+        .where('response_id', '=', picked.response_id)
+        .where((eb) => claimable(eb, now))
+        .returningAll()
+        .executeTakeFirst();
+      if (!job) return undefined;
+      const row = await trx
+        .selectFrom('responses')
+        .select('body')
+        .where('id', '=', job.response_id)
+        .executeTakeFirst();
+      if (!row) {
+        await trx.deleteFrom('jobs').where('response_id', '=', job.response_id).execute();
+        return undefined;
+      }
+      // A new start begins from the queued state: drop what an interrupted start left behind.
+      await trx
+        .deleteFrom('response_events')
+        .where('response_id', '=', job.response_id)
+        .where('sequence_number', '>=', keepEvents(job))
+        .execute();
+      await trx
+        .deleteFrom('items')
+        .where('response_id', '=', job.response_id)
+        .where('kind', '=', OUTPUT)
+        .execute();
+      const response = JSON.parse(row.body) as ResponseObject;
+      response.status = 'queued';
+      response.output = [];
+      response.usage = null;
+      return {
+        responseId: job.response_id,
+        tenant: job.tenant,
+        backend: job.backend,
+        attempts: job.attempts,
+        cancelRequested: job.cancel_requested === 1,
+        payload: job.payload,
+        response,
+      };
+    });
+  }
+
+  async renewLease(responseId: string, owner: string, leaseMs: number): Promise<LeaseState> {
+    const row = await this.db
+      .updateTable('jobs')
+      .set({ lease_expires_at: Date.now() + leaseMs })
+      .where('response_id', '=', responseId)
+      .where('lease_owner', '=', owner)
+      .where('state', '=', 'running')
+      .returning('cancel_requested')
+      .executeTakeFirst();
+    if (!row) return 'lost';
+    return row.cancel_requested ? 'cancel_requested' : 'held';
+  }
+
+  async markInProgress(tenant: string, response: ResponseObject): Promise<void> {
+    await this.db
+      .updateTable('responses')
+      .set({ status: response.status, body: JSON.stringify(response) })
+      .where('id', '=', response.id)
+      .where('tenant', '=', tenant)
+      .execute();
+  }
+
+  async releaseJob(responseId: string, owner: string): Promise<void> {
+    await this.db
+      .updateTable('jobs')
+      .set({ state: 'queued', lease_owner: null, lease_expires_at: null, attempts: sql`attempts - 1` })
+      .where('response_id', '=', responseId)
+      .where('lease_owner', '=', owner)
+      .where('state', '=', 'running')
+      .execute();
+  }
+
+  async finishJob(
+    tenant: string,
+    responseId: string,
+    owner: string,
+    result: (cancelRequested: boolean) => JobResult,
+  ): Promise<FinishOutcome> {
+    return this.db.transaction().execute(async (trx) => {
+      let query = trx
+        .selectFrom('jobs')
+        .select(['state', 'lease_owner', 'cancel_requested'])
+        .where('response_id', '=', responseId);
+      if (this.dialect === 'postgres') query = query.forUpdate();
+      const job = await query.executeTakeFirst();
+      if (!job || job.state !== 'running' || job.lease_owner !== owner) return 'lost';
+      const { response, events } = result(job.cancel_requested === 1);
+      await insertEvents(trx, responseId, events);
+      await trx
+        .updateTable('responses')
+        .set({ status: response.status, body: JSON.stringify(response) })
+        .where('id', '=', responseId)
+        .where('tenant', '=', tenant)
+        .execute();
+      await trx
+        .deleteFrom('items')
+        .where('response_id', '=', responseId)
+        .where('kind', '=', OUTPUT)
+        .execute();
+      await insertItems(trx, tenant, responseId, OUTPUT, outputItems(response));
+      await trx
+        .updateTable('jobs')
+        .set({ state: 'done', lease_owner: null, lease_expires_at: null })
+        .where('response_id', '=', responseId)
+        .execute();
+      return 'finished';
+    });
+  }
+
+  async countQueuedJobs(): Promise<number> {
+    const row = await this.db
+      .selectFrom('jobs')
+      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .where('state', '=', 'queued')
+      .executeTakeFirstOrThrow();
+    return Number(row.count);
+  }
+
+  async cancelRequestedFor(owner: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('jobs')
+      .select('response_id')
+      .where('lease_owner', '=', owner)
+      .where('state', '=', 'running')
+      .where('cancel_requested', '=', 1)
+      .execute();
+    return rows.map((row) => row.response_id);
+  }
+
+  async requestCancel(
+    tenant: string,
+    id: string,
+    cancelled: (response: ResponseObject, payload: string) => JobResult,
+  ): Promise<CancelOutcome> {
+    return this.db.transaction().execute(async (trx): Promise<CancelOutcome> => {
+      const row = await trx
+        .selectFrom('responses')
+        .select('body')
+        .where('id', '=', id)
+        .where('tenant', '=', tenant)
+        .executeTakeFirst();
+      if (!row) return { state: 'not_found' };
+      const response = JSON.parse(row.body) as ResponseObject;
+      if (!response.background) return { state: 'not_background', response };
+      let query = trx.selectFrom('jobs').select(['state', 'payload']).where('response_id', '=', id);
+      if (this.dialect === 'postgres') query = query.forUpdate();
+      const job = await query.executeTakeFirst();
+      if (!job || job.state === 'done') return { state: 'terminal', response };
+      if (job.state === 'running') {
+        await trx.updateTable('jobs').set({ cancel_requested: 1 }).where('response_id', '=', id).execute();
+        return { state: 'requested', response };
+      }
+      const final = cancelled(response, job.payload);
+      await insertEvents(trx, id, final.events);
+      await trx
+        .updateTable('responses')
+        .set({ status: final.response.status, body: JSON.stringify(final.response) })
+        .where('id', '=', id)
+        .execute();
+      await trx
+        .updateTable('jobs')
+        .set({ state: 'done', cancel_requested: 1 })
+        .where('response_id', '=', id)
+        .execute();
+      return { state: 'cancelled', response: final.response };
+    });
+  }
+
+  // ── event log ───────────────────────────────────────────────────────────
+
+  async appendEvents(responseId: string, events: readonly StoredEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.db.transaction().execute((trx) => insertEvents(trx, responseId, events));
+  }
+
+  async readEvents(responseId: string, afterSequence: number, limit: number): Promise<StoredEvent[]> {
+    const rows = await this.db
+      .selectFrom('response_events')
+      .select(['sequence_number', 'type', 'data'])
+      .where('response_id', '=', responseId)
+      .where('sequence_number', '>', afterSequence)
+      .orderBy('sequence_number')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => ({ sequence: row.sequence_number, type: row.type, data: row.data }));
+  }
+
+  async hasEvents(responseId: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('response_events')
+      .select('sequence_number')
+      .where('response_id', '=', responseId)
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  // ── idempotency ─────────────────────────────────────────────────────────
+
+  async claimIdempotencyKey(
+    tenant: string,
+    key: string,
+    fingerprint: string,
+    lockMs: number,
+    ttlSeconds: number,
+  ): Promise<IdempotencyClaim> {
+    const now = Date.now();
+    const fresh = {
+      tenant,
+      key,
+      fingerprint,
+      state: 'pending' as const,
+      locked_until: now + lockMs,
+      outcome: null,
+      response_id: null,
+      expires_at: Math.floor(now / 1000) + ttlSeconds,
+    };
+    return this.db.transaction().execute(async (trx): Promise<IdempotencyClaim> => {
+      const inserted = await trx
+        .insertInto('idempotency_keys')
+        .values(fresh)
+        .onConflict((conflict) => conflict.columns(['tenant', 'key']).doNothing())
+        .returning('key')
+        .executeTakeFirst();
+      if (inserted) return { state: 'acquired' };
+      let query = trx
+        .selectFrom('idempotency_keys')
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .where('key', '=', key);
+      if (this.dialect === 'postgres') query = query.forUpdate();
+      const row = await query.executeTakeFirstOrThrow();
+      // An expired key is free again for any request.
+      if (row.expires_at * 1000 < now) {
+        await trx
+          .updateTable('idempotency_keys')
+          .set(fresh)
+          .where('tenant', '=', tenant)
+          .where('key', '=', key)
+          .execute();
+        return { state: 'acquired' };
+      }
+      if (row.fingerprint !== fingerprint) return { state: 'mismatch' };
+      if (row.state === 'done' && row.outcome)
+        return { state: 'done', outcome: JSON.parse(row.outcome) as IdempotentOutcome };
+      // The request holding the key died without finishing: this one takes over.
+      if (row.locked_until < now) {
+        await trx
+          .updateTable('idempotency_keys')
+          .set({ locked_until: fresh.locked_until })
+          .where('tenant', '=', tenant)
+          .where('key', '=', key)
+          .execute();
+        return { state: 'acquired' };
+      }
+      return { state: 'pending' };
+    });
+  }
+
+  async completeIdempotencyKey(tenant: string, key: string, outcome: IdempotentOutcome): Promise<void> {
+    const responseId = outcome.kind === 'log' ? (outcome.body as { response_id: string }).response_id : null;
+    await this.db
+      .updateTable('idempotency_keys')
+      .set({ state: 'done', outcome: JSON.stringify(outcome), response_id: responseId })
+      .where('tenant', '=', tenant)
+      .where('key', '=', key)
+      .execute();
+  }
+
+  async releaseIdempotencyKey(tenant: string, key: string): Promise<void> {
+    await this.db
+      .deleteFrom('idempotency_keys')
+      .where('tenant', '=', tenant)
+      .where('key', '=', key)
+      .execute();
+  }
+
+  // ── retention ───────────────────────────────────────────────────────────
+
+  async purgeExpired(
+    nowSeconds: number,
+    batch: number,
+  ): Promise<{ responses: number; idempotencyKeys: number }> {
+    return this.db.transaction().execute(async (trx) => {
+      if (this.dialect === 'postgres') {
+        // One replica purges at a time; the others skip this round.
+        const { rows } = await sql<{
+          locked: boolean;
+        }>`select pg_try_advisory_xact_lock(${LOCK_CLASS}, ${PURGE_LOCK}) as locked`.execute(trx);
+        if (!rows[0]?.locked) return { responses: 0, idempotencyKeys: 0 };
+      }
+      const expired = (
+        await trx
+          .selectFrom('responses')
+          .select('id')
+          .where('expires_at', '<', nowSeconds)
+          .orderBy('expires_at')
+          .limit(batch)
+          .execute()
+      ).map((row) => row.id);
+      if (expired.length) {
+        await trx.deleteFrom('items').where('response_id', 'in', expired).execute();
+        await trx.deleteFrom('response_events').where('response_id', 'in', expired).execute();
+        await trx.deleteFrom('jobs').where('response_id', 'in', expired).execute();
+        await trx.deleteFrom('responses').where('id', 'in', expired).execute();
+      }
+      const keys = await trx
+        .selectFrom('idempotency_keys')
+        .select(['tenant', 'key', 'response_id'])
+        .where('expires_at', '<', nowSeconds)
+        .limit(batch)
+        .execute();
+      // Events kept only so a key could replay an unstored stream go with the key.
+      const replayOnly = keys.map((row) => row.response_id).filter((id): id is string => id !== null);
+      if (replayOnly.length) {
+        await trx
+          .deleteFrom('response_events')
+          .where('response_id', 'in', replayOnly)
+          .where((eb) =>
+            eb.not(
+              eb.exists(
+                eb
+                  .selectFrom('responses')
+                  .select('id')
+                  .whereRef('responses.id', '=', 'response_events.response_id'),
+              ),
+            ),
+          )
+          .execute();
+      }
+      for (const row of keys) {
+        await trx
+          .deleteFrom('idempotency_keys')
+          .where('tenant', '=', row.tenant)
+          .where('key', '=', row.key)
+          .execute();
+      }
+      return { responses: expired.length, idempotencyKeys: keys.length };
+    });
+  }
+
+  async getOrCreateSecret(name: string, create: () => string): Promise<string> {
+    await this.db
+      .insertInto('secrets')
+      .values({ name, value: create(), created_at: Math.floor(Date.now() / 1000) })
+      .onConflict((conflict) => conflict.column('name').doNothing())
+      .execute();
+    const row = await this.db
+      .selectFrom('secrets')
+      .select('value')
+      .where('name', '=', name)
+      .executeTakeFirstOrThrow();
+    return row.value;
+  }
+
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
+  }
+
+  async close(): Promise<void> {
+    await this.sqlite?.checkpointer?.stop();
+    await this.db.destroy();
+  }
+}
+
+function outputItems(response: ResponseObject): StoredItem[] {
+  return response.output.map((item) => ({ id: item.id, body: item as unknown as Record<string, unknown> }));
+}
+
+async function insertItems(
+  trx: Transaction<Database>,
+  tenant: string,
+  responseId: string,
+  kind: number,
+  items: readonly StoredItem[],
+): Promise<void> {
+  if (items.length === 0) return;
+  const rows: ItemsTable[] = items.map((item, position) => ({
+    response_id: responseId,
+    tenant,
+    kind,
+    position,
+    item_id: item.id,
+    body: JSON.stringify(item.body),
+  }));
+  // Stay well under SQLite's bound-parameter limit on very long inputs.
+  for (let start = 0; start < rows.length; start += 500) {
+    await trx
+      .insertInto('items')
+      .values(rows.slice(start, start + 500))
+      .execute();
+  }
+}
+
+/** Queued, or running under a lease that has run out (its worker is gone). */
+function claimable(eb: ExpressionBuilder<Database, 'jobs'>, now: number) {
+  return eb.or([
+    eb('state', '=', 'queued'),
+    eb.and([eb('state', '=', 'running'), eb('lease_expires_at', '<', now)]),
+  ]);
+}
+
+async function insertEvents(
+  trx: Transaction<Database>,
+  responseId: string,
+  events: readonly StoredEvent[],
+): Promise<void> {
+  for (let start = 0; start < events.length; start += 500) {
+    await trx
+      .insertInto('response_events')
+      .values(
+        events.slice(start, start + 500).map((event) => ({
+          response_id: responseId,
+          sequence_number: event.sequence,
+          type: event.type,
+          data: event.data,
+        })),
+      )
+      .execute();
+  }
+}
+
+function toStoredItem(row: { item_id: string; body: string }): StoredItem {
+  return { id: row.item_id, body: JSON.parse(row.body) as Record<string, unknown> };
+}

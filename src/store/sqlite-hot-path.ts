@@ -1,0 +1,130 @@
+import type SQLite from 'better-sqlite3';
+import type { ResponseObject } from '../api/wire.js';
+import type { QueryObserver } from './open.js';
+import type { ChainContext, NewResponse, StoredItem } from './types.js';
+
+const INPUT = 0;
+const OUTPUT = 1;
+
+/**
+ * The four store calls on every request's path, on SQLite, as prepared better-sqlite3
+ * statements in synchronous transactions. Through Kysely the same work cost about twice as
+ * much (query building and a promise hop per statement; BENCHMARKS.md has the numbers). The
+ * SQL means exactly what `SqlStore`'s Kysely queries mean, and the store conformance suite
+ * runs against this path (SQLite) and the Kysely one (PostgreSQL) alike. Callers hold Kysely's
+ * connection lock, so these never run inside another caller's open transaction.
+ */
+export class SqliteHotPath {
+  private readonly insertResponse: SQLite.Statement;
+  private readonly insertItem: SQLite.Statement;
+  private readonly selectBody: SQLite.Statement<[string, string], { body: string }>;
+  private readonly selectHead: SQLite.Statement<[string, string], { ancestors: string; body: string }>;
+  private readonly selectChainItems: SQLite.Statement<[string], { item_id: string; body: string }>;
+  private readonly itemsById = new Map<number, SQLite.Statement>();
+  readonly createResponse: (record: NewResponse) => void;
+
+  constructor(
+    private readonly database: SQLite.Database,
+    private readonly onQuery?: QueryObserver,
+  ) {
+    this.insertResponse = database.prepare(
+      'insert into responses (id, tenant, created_at, status, previous_response_id, ancestors, body, expires_at) values (?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.insertItem = database.prepare(
+      'insert into items (response_id, tenant, kind, position, item_id, body) values (?, ?, ?, ?, ?, ?)',
+    );
+    this.selectBody = database.prepare('select body from responses where id = ? and tenant = ?');
+    this.selectHead = database.prepare('select ancestors, body from responses where id = ? and tenant = ?');
+    // The chain's ids go in as one JSON array; its order (json_each's key) orders the items.
+    this.selectChainItems = database.prepare(
+      'select items.item_id, items.body from json_each(?) as chain join items on items.response_id = chain.value order by chain.key, items.kind, items.position',
+    );
+    this.createResponse = database.transaction((record: NewResponse) => {
+      const { tenant, response } = record;
+      const { insertResponse, insertItem } = this;
+      this.observed(insertResponse, () =>
+        insertResponse.run(
+          response.id,
+          tenant,
+          response.created_at,
+          response.status,
+          response.previous_response_id,
+          JSON.stringify(record.ancestors),
+          record.json ?? JSON.stringify(response),
+          record.expiresAt,
+        ),
+      );
+      record.inputItems.forEach((item, position) =>
+        this.observed(insertItem, () =>
+          insertItem.run(response.id, tenant, INPUT, position, item.id, JSON.stringify(item.body)),
+        ),
+      );
+      if (response.status !== 'queued' && response.status !== 'in_progress') {
+        response.output.forEach((item, position) =>
+          this.observed(insertItem, () =>
+            insertItem.run(response.id, tenant, OUTPUT, position, item.id, JSON.stringify(item)),
+          ),
+        );
+      }
+    });
+  }
+
+  getResponse(tenant: string, id: string): ResponseObject | undefined {
+    const row = this.observed(this.selectBody, () => this.selectBody.get(id, tenant));
+    return row ? (JSON.parse(row.body) as ResponseObject) : undefined;
+  }
+
+  loadChain(tenant: string, responseId: string): ChainContext | undefined {
+    const head = this.observed(this.selectHead, () => this.selectHead.get(responseId, tenant));
+    if (!head) return undefined;
+    const path = [...(JSON.parse(head.ancestors) as string[]), responseId];
+    const chain = JSON.stringify(path);
+    const rows = this.observed(this.selectChainItems, () => this.selectChainItems.all(chain));
+    return { response: JSON.parse(head.body) as ResponseObject, path, items: rows.map(toStoredItem) };
+  }
+
+  findItems(tenant: string, ids: readonly string[]): Map<string, StoredItem> {
+    const found = new Map<string, StoredItem>();
+    if (ids.length === 0) return found;
+    const statement = this.statementFor(
+      this.itemsById,
+      ids.length,
+      (marks) => `select item_id, body from items where tenant = ? and item_id in (${marks})`,
+    );
+    const rows = this.observed(statement, () => statement.all(tenant, ...ids)) as {
+      item_id: string;
+      body: string;
+    }[];
+    for (const row of rows) found.set(row.item_id, toStoredItem(row));
+    return found;
+  }
+
+  /** Runs one statement and reports its SQL and duration to the metrics hook, as Kysely's log does. */
+  private observed<T>(statement: SQLite.Statement, run: () => T): T {
+    const onQuery = this.onQuery;
+    if (!onQuery) return run();
+    const started = performance.now();
+    try {
+      const result = run();
+      onQuery(statement.source, performance.now() - started, false);
+      return result;
+    } catch (error) {
+      onQuery(statement.source, performance.now() - started, true);
+      throw error;
+    }
+  }
+
+  /** A statement per list length (few distinct ones in practice), prepared once. */
+  private statementFor(cache: Map<number, SQLite.Statement>, count: number, sql: (marks: string) => string) {
+    let statement = cache.get(count);
+    if (!statement) {
+      statement = this.database.prepare(sql(Array.from({ length: count }, () => '?').join(', ')));
+      if (cache.size < 64) cache.set(count, statement);
+    }
+    return statement;
+  }
+}
+
+function toStoredItem(row: { item_id: string; body: string }): StoredItem {
+  return { id: row.item_id, body: JSON.parse(row.body) as Record<string, unknown> };
+}
