@@ -1,6 +1,7 @@
 /**
  * The benchmark's backend: a minimal, fast Ollama `/api/chat` (and `/api/tags`) that answers a
- * fixed reply, blocking or streamed with configurable pacing. It never parses the request JSON
+ * fixed reply, blocking or streamed with configurable pacing, and shows the last chat request it
+ * got at `GET /debug/last-chat`. It never parses the request JSON
  * (it only looks for `"stream":false`), so its cost does not grow with the prompt, and Ferry's
  * own cost is what a comparison shows. Run as a child process:
  *
@@ -41,10 +42,16 @@ const lastLine = `{"model":"${model}","created_at":"${createdAt}","message":{"ro
 const tags = JSON.stringify({ models: [{ name: model, model, modified_at: createdAt, size: 1 }] });
 
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+// The last chat request, so the bench can send a gateway's exact upstream body directly.
+let lastChat: Buffer = Buffer.alloc(0);
 
 const server = createServer((request, response) => {
   if (request.method === 'GET' && request.url === '/api/tags') {
     response.writeHead(200, { 'content-type': 'application/json; charset=utf-8' }).end(tags);
+    return;
+  }
+  if (request.method === 'GET' && request.url === '/debug/last-chat') {
+    response.writeHead(200, { 'content-type': 'application/json; charset=utf-8' }).end(lastChat);
     return;
   }
   if (request.method !== 'POST' || request.url !== '/api/chat') {
@@ -55,6 +62,7 @@ const server = createServer((request, response) => {
   request.on('data', (chunk: Buffer) => chunks.push(chunk));
   request.on('end', () => {
     const body = Buffer.concat(chunks);
+    lastChat = body;
     // Ollama streams unless told otherwise; the model "warmup" is never paced (it warms callers up).
     const streamed = !body.includes('"stream":false');
     void answer(streamed, response, body.includes('"model":"warmup"'));

@@ -3,8 +3,9 @@
  * loop with what it measures). Closed loop over undici keep-alive connections, timing every
  * request with the monotonic clock in microseconds.
  *
- *   node --import tsx bench/load.ts '<json spec>'   → prints a JSON result
+ *   node --import tsx bench/load.ts spec.json   → prints a JSON result
  */
+import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
 
 export interface LoadSpec {
@@ -210,8 +211,9 @@ export async function runLoad(spec: LoadSpec): Promise<RequestsResult | StreamRe
   }
 }
 
+// Run as a child process with the path of a JSON LoadSpec (bodies can be too long for argv).
 if (process.argv[2]) {
-  runLoad(JSON.parse(process.argv[2]) as LoadSpec).then(
+  runLoad(JSON.parse(readFileSync(process.argv[2], 'utf8')) as LoadSpec).then(
     (result) => {
       process.stdout.write(`${JSON.stringify(result)}\n`);
       process.exit(0);

@@ -28,8 +28,15 @@ export interface BenchReport {
   notes: string[];
 }
 
+/** A follow-up at one chain depth, through Ferry and (the same upstream body) directly. */
+export interface ChainPoint {
+  depth: number;
+  latency: RequestsResult;
+  direct: RequestsResult;
+}
+
 export interface StateResult {
-  chain: { depth: number; latency: RequestsResult }[];
+  chain: ChainPoint[];
   background: { jobs: number; seconds: number; jobsPerSecond: number };
 }
 
@@ -53,8 +60,10 @@ export interface Target {
   met: boolean;
 }
 
+/** What the gateway adds: its figure minus the direct one, measured in the same run. */
+const added = (gateway: number, direct: number) => gateway - direct;
+
 export function targets(report: BenchReport): Target[] {
-  const added = (a: number, b: number) => a - b;
   const { direct, stored } = report.latency;
   const frontierDirect = frontier(
     report.sweep.map((p) => ({ concurrency: p.concurrency, result: p.direct })),
@@ -74,7 +83,9 @@ export function targets(report: BenchReport): Target[] {
   );
   const chain = report.state.sqlite.chain;
   const deep = chain.at(-1)!;
-  const chainCost = added(deep.latency.latency.p50, chain[0]!.latency.latency.p50);
+  const chainAdded = (point: ChainPoint) => added(point.latency.latency.p50, point.direct.latency.p50);
+  const chainCost = chainAdded(deep) - chainAdded(chain[0]!);
+  const chainRaw = added(deep.latency.latency.p50, chain[0]!.latency.latency.p50);
   return [
     {
       name: 'added p50 at concurrency 1, store:true, SQLite ≤ 0.3 ms',
@@ -95,8 +106,8 @@ export function targets(report: BenchReport): Target[] {
     { name: 'added inter-token gap ≤ 0.1 ms', measured: `${ms(gap)} ms`, met: gap <= 100 },
     { name: '1,000 concurrent streams held', measured: `${int(held)} streams`, met: held >= 1000 },
     {
-      name: `follow-up at chain depth ${deep.depth} ≤ 2 ms more than depth 1`,
-      measured: `+${ms(chainCost)} ms`,
+      name: `follow-up at chain depth ${deep.depth} ≤ 2 ms more than depth 1 (added over direct)`,
+      measured: `+${ms(chainCost)} ms (+${ms(chainRaw)} ms before subtracting the backend reading the longer prompt)`,
       met: chainCost <= 2000,
     },
   ];
@@ -228,12 +239,14 @@ export function renderMarkdown(report: BenchReport): string {
       `${ms(stored.latency.p50)} / ${ms(stored.latency.p99)}`,
       `${ms(postgres.stored.latency.p50)} / ${ms(postgres.stored.latency.p99)}`,
     );
+  const followUp = (point: ChainPoint) =>
+    `${ms(point.latency.latency.p50)} (+${ms(added(point.latency.latency.p50, point.direct.latency.p50))})`;
   report.state.sqlite.chain.forEach((point, index) => {
     const other = postgres?.chain[index];
     row(
-      `follow-up at previous_response_id depth ${point.depth}, p50`,
-      ms(point.latency.latency.p50),
-      ...(other ? [ms(other.latency.latency.p50)] : []),
+      `follow-up at previous_response_id depth ${point.depth}, p50 (added over sending the same conversation directly: ${ms(point.direct.latency.p50)})`,
+      followUp(point),
+      ...(other ? [followUp(other)] : []),
     );
   });
   const bg = report.state.sqlite.background;

@@ -16,7 +16,7 @@ import pg from 'pg';
 import { request } from 'undici';
 import type { HoldResult, LoadSpec, RequestsResult, StreamResult } from './load.js';
 
-import { renderMarkdown, type BenchReport } from './report.js';
+import { renderMarkdown, type BenchReport, type ChainPoint } from './report.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -175,14 +175,14 @@ async function startFerry(
   };
 }
 
+const specDirectory = mkdtempSync(join(tmpdir(), 'ferry-bench-load-'));
+process.on('exit', () => rmSync(specDirectory, { recursive: true, force: true }));
+let specs = 0;
+
 async function load<T>(spec: LoadSpec): Promise<T> {
-  const child = spawnOn(CLIENT_CPU, [
-    process.execPath,
-    '--import',
-    'tsx',
-    'bench/load.ts',
-    JSON.stringify(spec),
-  ]);
+  const file = join(specDirectory, `${++specs}.json`);
+  writeFileSync(file, JSON.stringify(spec));
+  const child = spawnOn(CLIENT_CPU, [process.execPath, '--import', 'tsx', 'bench/load.ts', file]);
   children.push(child);
   return JSON.parse(await firstLine(child)) as T;
 }
@@ -352,8 +352,12 @@ async function streaming(report: BenchReport): Promise<void> {
   fake.child.kill();
 }
 
-/** Builds a previous_response_id chain and times follow-ups at several depths. */
-async function chainCosts(ferry: Ferry): Promise<{ depth: number; latency: RequestsResult }[]> {
+/**
+ * Builds a previous_response_id chain and times follow-ups at several depths, each next to the
+ * same conversation sent to the backend directly (the body Ferry sent upstream, replayed): a deep
+ * follow-up is a long prompt, and the backend reading it is not Ferry's cost.
+ */
+async function chainCosts(ferry: Ferry, fakeUrl: string): Promise<ChainPoint[]> {
   const depths = [1, 10, 100, plan.chain];
   const at = new Map<number, string>();
   let previous: string | undefined;
@@ -366,12 +370,17 @@ async function chainCosts(ferry: Ferry): Promise<{ depth: number; latency: Reque
     previous = String(created.id);
     if (depths.includes(depth)) at.set(depth, previous);
   }
-  const results = [];
+  const results: ChainPoint[] = [];
   for (const depth of depths) {
-    const body = JSON.stringify({ model: 'bench', input: 'and now?', previous_response_id: at.get(depth) });
+    const followUp = { model: 'bench', input: 'and now?', previous_response_id: at.get(depth) };
+    await post(`${ferry.url}/v1/responses`, followUp);
+    const upstream = await (await request(`${fakeUrl}/debug/last-chat`)).body.text();
     results.push({
       depth,
-      latency: await load<RequestsResult>(requestsSpec(ferry.url, '/v1/responses', body, 1, plan.followUpMs)),
+      direct: await load<RequestsResult>(requestsSpec(fakeUrl, '/api/chat', upstream, 1, plan.followUpMs)),
+      latency: await load<RequestsResult>(
+        requestsSpec(ferry.url, '/v1/responses', JSON.stringify(followUp), 1, plan.followUpMs),
+      ),
     });
   }
   return results;
@@ -408,7 +417,7 @@ async function backgroundThroughput(
 
 async function state(fakeUrl: string, ferry: Ferry, report: BenchReport): Promise<void> {
   report.state = {
-    sqlite: { chain: await chainCosts(ferry), background: await backgroundThroughput(ferry) },
+    sqlite: { chain: await chainCosts(ferry, fakeUrl), background: await backgroundThroughput(ferry) },
   };
   if (args['no-postgres']) return;
   let schema: string | undefined;
@@ -431,7 +440,7 @@ async function state(fakeUrl: string, ferry: Ferry, report: BenchReport): Promis
     );
     report.state.postgres = {
       stored,
-      chain: await chainCosts(onPostgres),
+      chain: await chainCosts(onPostgres, fakeUrl),
       background: await backgroundThroughput(onPostgres),
     };
   } finally {

@@ -3,9 +3,10 @@ import { Migrator, sql, type ExpressionBuilder, type Kysely, type Transaction } 
 import type { ResponseObject } from '../api/wire.js';
 import type { Database, ItemsTable } from './schema.js';
 import { migrationProvider } from './migrations.js';
+import { ChainCache } from './chain-cache.js';
 import type { QueryObserver } from './open.js';
 import type { Checkpointer } from './sqlite-checkpointer.js';
-import { SqliteHotPath } from './sqlite-hot-path.js';
+import { SqliteHotPath, toStoredItem } from './sqlite-hot-path.js';
 import type {
   CancelOutcome,
   ChainContext,
@@ -49,11 +50,14 @@ export class SqlStore implements Store {
   /** SQLite only: the database handle, its checkpointer, and (once migrated) the hot-path statements. */
   private readonly sqlite: SqliteHandle | undefined;
   private hotPath: SqliteHotPath | undefined;
+  /** SQLite only (this process is the one writer): chains of recent responses, see chain-cache.ts. */
+  private readonly chains: ChainCache | undefined;
 
   constructor(db: Kysely<Database>, dialect: 'sqlite' | 'postgres', sqlite?: SqliteHandle) {
     this.db = db;
     this.dialect = dialect;
     this.sqlite = sqlite;
+    this.chains = sqlite ? new ChainCache() : undefined;
   }
 
   /** Runs a hot-path call holding Kysely's (single) SQLite connection, so no transaction is open. */
@@ -107,9 +111,23 @@ export class SqlStore implements Store {
   }
 
   async createResponse(record: NewResponse): Promise<void> {
-    if (this.hotPath) return this.exclusive((hotPath) => hotPath.createResponse(record));
+    if (this.hotPath) {
+      const texts = await this.exclusive((hotPath) => hotPath.createResponse(record));
+      if (isFinal(record.response.status))
+        this.chains?.extend(
+          record.tenant,
+          { id: record.response.id, ancestors: record.ancestors, responseJson: texts.response },
+          texts.inputs.map((body, position) =>
+            toStoredItem({ item_id: record.inputItems[position]!.id, body }),
+          ),
+          texts.outputs.map((body, position) =>
+            toStoredItem({ item_id: record.response.output[position]!.id, body }),
+          ),
+        );
+      return;
+    }
     const { tenant, response } = record;
-    const final = response.status !== 'queued' && response.status !== 'in_progress';
+    const final = isFinal(response.status);
     await this.db.transaction().execute(async (trx) => {
       await trx
         .insertInto('responses')
@@ -130,6 +148,8 @@ export class SqlStore implements Store {
   }
 
   async updateResponse(tenant: string, response: ResponseObject): Promise<void> {
+    // Only unfinished responses change, and those are never cached; this is a guard.
+    this.chains?.clear();
     await this.db.transaction().execute(async (trx) => {
       await trx
         .updateTable('responses')
@@ -158,7 +178,8 @@ export class SqlStore implements Store {
   }
 
   async deleteResponse(tenant: string, id: string): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+    this.chains?.invalidateLoads();
+    const deleted = await this.db.transaction().execute(async (trx) => {
       const result = await trx
         .deleteFrom('responses')
         .where('id', '=', id)
@@ -171,6 +192,8 @@ export class SqlStore implements Store {
       await trx.deleteFrom('jobs').where('response_id', '=', id).execute();
       return true;
     });
+    if (deleted) this.chains?.clear();
+    return deleted;
   }
 
   async listInputItems(
@@ -208,7 +231,15 @@ export class SqlStore implements Store {
   }
 
   async loadChain(tenant: string, responseId: string): Promise<ChainContext | undefined> {
-    if (this.hotPath) return this.exclusive((hotPath) => hotPath.loadChain(tenant, responseId));
+    if (this.hotPath) {
+      const cached = this.chains?.get(tenant, responseId);
+      if (cached) return cached;
+      const generation = this.chains?.generation ?? 0;
+      const loaded = await this.exclusive((hotPath) => hotPath.loadChain(tenant, responseId));
+      if (loaded && isFinal(loaded.chain.response.status))
+        this.chains?.remember(tenant, loaded.chain, loaded.responseJson, generation);
+      return loaded?.chain;
+    }
     const head = await this.db
       .selectFrom('responses')
       .select(['ancestors', 'body'])
@@ -597,7 +628,8 @@ export class SqlStore implements Store {
     nowSeconds: number,
     batch: number,
   ): Promise<{ responses: number; idempotencyKeys: number }> {
-    return this.db.transaction().execute(async (trx) => {
+    this.chains?.invalidateLoads();
+    const purged = await this.db.transaction().execute(async (trx) => {
       if (this.dialect === 'postgres') {
         // One replica purges at a time; the others skip this round.
         const { rows } = await sql<{
@@ -653,6 +685,8 @@ export class SqlStore implements Store {
       }
       return { responses: expired.length, idempotencyKeys: keys.length };
     });
+    if (purged.responses) this.chains?.clear();
+    return purged;
   }
 
   async getOrCreateSecret(name: string, create: () => string): Promise<string> {
@@ -736,6 +770,6 @@ async function insertEvents(
   }
 }
 
-function toStoredItem(row: { item_id: string; body: string }): StoredItem {
-  return { id: row.item_id, body: JSON.parse(row.body) as Record<string, unknown> };
+function isFinal(status: ResponseObject['status']): boolean {
+  return status !== 'queued' && status !== 'in_progress';
 }

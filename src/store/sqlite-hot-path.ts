@@ -6,6 +6,12 @@ import type { ChainContext, NewResponse, StoredItem } from './types.js';
 const INPUT = 0;
 const OUTPUT = 1;
 
+export interface StoredTexts {
+  response: string;
+  inputs: string[];
+  outputs: string[];
+}
+
 /**
  * The four store calls on every request's path, on SQLite, as prepared better-sqlite3
  * statements in synchronous transactions. Through Kysely the same work cost about twice as
@@ -21,7 +27,8 @@ export class SqliteHotPath {
   private readonly selectHead: SQLite.Statement<[string, string], { ancestors: string; body: string }>;
   private readonly selectChainItems: SQLite.Statement<[string], { item_id: string; body: string }>;
   private readonly itemsById = new Map<number, SQLite.Statement>();
-  readonly createResponse: (record: NewResponse) => void;
+  /** Stores a response and returns the texts it stored (for the chain cache). */
+  readonly createResponse: (record: NewResponse) => StoredTexts;
 
   constructor(
     private readonly database: SQLite.Database,
@@ -39,9 +46,14 @@ export class SqliteHotPath {
     this.selectChainItems = database.prepare(
       'select items.item_id, items.body from json_each(?) as chain join items on items.response_id = chain.value order by chain.key, items.kind, items.position',
     );
-    this.createResponse = database.transaction((record: NewResponse) => {
+    this.createResponse = database.transaction((record: NewResponse): StoredTexts => {
       const { tenant, response } = record;
       const { insertResponse, insertItem } = this;
+      const texts: StoredTexts = {
+        response: record.json ?? JSON.stringify(response),
+        inputs: [],
+        outputs: [],
+      };
       this.observed(insertResponse, () =>
         insertResponse.run(
           response.id,
@@ -50,22 +62,25 @@ export class SqliteHotPath {
           response.status,
           response.previous_response_id,
           JSON.stringify(record.ancestors),
-          record.json ?? JSON.stringify(response),
+          texts.response,
           record.expiresAt,
         ),
       );
-      record.inputItems.forEach((item, position) =>
-        this.observed(insertItem, () =>
-          insertItem.run(response.id, tenant, INPUT, position, item.id, JSON.stringify(item.body)),
-        ),
-      );
+      record.inputItems.forEach((item, position) => {
+        const body = JSON.stringify(item.body);
+        texts.inputs.push(body);
+        this.observed(insertItem, () => insertItem.run(response.id, tenant, INPUT, position, item.id, body));
+      });
       if (response.status !== 'queued' && response.status !== 'in_progress') {
-        response.output.forEach((item, position) =>
+        response.output.forEach((item, position) => {
+          const body = JSON.stringify(item);
+          texts.outputs.push(body);
           this.observed(insertItem, () =>
-            insertItem.run(response.id, tenant, OUTPUT, position, item.id, JSON.stringify(item)),
-          ),
-        );
+            insertItem.run(response.id, tenant, OUTPUT, position, item.id, body),
+          );
+        });
       }
+      return texts;
     });
   }
 
@@ -74,13 +89,17 @@ export class SqliteHotPath {
     return row ? (JSON.parse(row.body) as ResponseObject) : undefined;
   }
 
-  loadChain(tenant: string, responseId: string): ChainContext | undefined {
+  /** The chain, and the head response's stored text. */
+  loadChain(tenant: string, responseId: string): { chain: ChainContext; responseJson: string } | undefined {
     const head = this.observed(this.selectHead, () => this.selectHead.get(responseId, tenant));
     if (!head) return undefined;
     const path = [...(JSON.parse(head.ancestors) as string[]), responseId];
     const chain = JSON.stringify(path);
     const rows = this.observed(this.selectChainItems, () => this.selectChainItems.all(chain));
-    return { response: JSON.parse(head.body) as ResponseObject, path, items: rows.map(toStoredItem) };
+    return {
+      chain: { response: JSON.parse(head.body) as ResponseObject, path, items: rows.map(toStoredItem) },
+      responseJson: head.body,
+    };
   }
 
   findItems(tenant: string, ids: readonly string[]): Map<string, StoredItem> {
@@ -125,6 +144,6 @@ export class SqliteHotPath {
   }
 }
 
-function toStoredItem(row: { item_id: string; body: string }): StoredItem {
+export function toStoredItem(row: { item_id: string; body: string }): StoredItem {
   return { id: row.item_id, body: JSON.parse(row.body) as Record<string, unknown> };
 }

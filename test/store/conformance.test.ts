@@ -167,6 +167,65 @@ describe.each(Object.keys(targets))('store conformance: %s', (name) => {
     ]);
   });
 
+  it('serves the same chain after a restart as before it (SQLite keeps recent chains in memory)', async () => {
+    const path: string[] = [];
+    for (let turn = 0; turn < 3; turn++) {
+      const response = finished(`r${turn}`, { previous_response_id: path.at(-1) ?? null });
+      await store.createResponse({
+        tenant: 'warm',
+        response,
+        ancestors: [...path],
+        inputItems: [message('user', `u${turn}`), message('developer', `d${turn}`)],
+        expiresAt: 2_000_000_000,
+      });
+      path.push(response.id);
+    }
+    const served = (await store.loadChain('warm', path.at(-1)!))!;
+    const reopened = await target.open();
+    try {
+      const fromDisk = (await reopened.loadChain('warm', path.at(-1)!))!;
+      expect(served).toEqual(fromDisk);
+      expect(served.items).toHaveLength(9);
+    } finally {
+      await reopened.close();
+    }
+    // A caller changing what it got must not change what the next caller gets.
+    served.response.status = 'failed';
+    try {
+      (served.items[0]!.body as { role: string }).role = 'assistant';
+    } catch {
+      // Shared items are frozen: that is one way to keep them unchanged.
+    }
+    const again = (await store.loadChain('warm', path.at(-1)!))!;
+    expect(again.response.status).toBe('completed');
+    expect(again.items[0]!.body.role).toBe('user');
+  });
+
+  it('forgets a purged response in chains that continue it', async () => {
+    const first = finished('old');
+    await store.createResponse({
+      tenant: 'purge',
+      response: first,
+      ancestors: [],
+      inputItems: [message('user', 'old question')],
+      expiresAt: 1,
+    });
+    const second = finished('new', { previous_response_id: first.id });
+    await store.createResponse({
+      tenant: 'purge',
+      response: second,
+      ancestors: [first.id],
+      inputItems: [message('user', 'new question')],
+      expiresAt: 2_000_000_000,
+    });
+    expect((await store.loadChain('purge', second.id))!.items).toHaveLength(4);
+    await store.purgeExpired(1_000, 100);
+    const chain = (await store.loadChain('purge', second.id))!;
+    expect(chain.path).toEqual([first.id, second.id]);
+    expect(chain.items.map((item) => item.id)).toEqual([expect.any(String), second.output[0]!.id]);
+    expect(chain.items).toHaveLength(2);
+  });
+
   it('updates a response in place, replacing its output items', async () => {
     const response = finished('first');
     response.status = 'in_progress';

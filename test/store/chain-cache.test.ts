@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import type { ResponseObject } from '../../src/api/wire.js';
+import { ChainCache } from '../../src/store/chain-cache.js';
+import type { StoredItem } from '../../src/store/types.js';
+
+const item = (id: string): StoredItem => ({ id, body: { id, type: 'message', content: [{ text: id }] } });
+const stored = (id: string, ancestors: string[]) => ({
+  id,
+  ancestors,
+  responseJson: JSON.stringify({ id, status: 'completed' }),
+});
+
+describe('ChainCache', () => {
+  it('extends a cached chain by the new turn, and starts one for a new conversation', () => {
+    const cache = new ChainCache();
+    cache.extend('t', stored('r1', []), [item('u1')], [item('a1')]);
+    cache.extend('t', stored('r2', ['r1']), [item('u2')], [item('a2')]);
+    const chain = cache.get('t', 'r2')!;
+    expect(chain.path).toEqual(['r1', 'r2']);
+    expect(chain.items.map((entry) => entry.id)).toEqual(['u1', 'a1', 'u2', 'a2']);
+    expect((chain.response as ResponseObject).id).toBe('r2');
+    expect(cache.get('other-tenant', 'r2')).toBeUndefined();
+  });
+
+  it('does not guess a chain whose previous response it does not hold', () => {
+    const cache = new ChainCache();
+    cache.extend('t', stored('r2', ['r1']), [item('u2')], [item('a2')]);
+    expect(cache.get('t', 'r2')).toBeUndefined();
+    // Nor one whose recorded ancestry differs from the cached chain's.
+    cache.extend('t', stored('r1', []), [item('u1')], [item('a1')]);
+    cache.extend('t', stored('r3', ['r0', 'r1']), [item('u3')], []);
+    expect(cache.get('t', 'r3')).toBeUndefined();
+  });
+
+  it('does not remember a load that raced a deletion', () => {
+    const cache = new ChainCache();
+    const chain = { response: { id: 'r1' } as ResponseObject, path: ['r1'], items: [item('u1')] };
+    const generation = cache.generation;
+    cache.invalidateLoads();
+    cache.remember('t', chain, '{"id":"r1"}', generation);
+    expect(cache.get('t', 'r1')).toBeUndefined();
+    cache.remember('t', chain, '{"id":"r1"}', cache.generation);
+    expect(cache.get('t', 'r1')?.items).toEqual([item('u1')]);
+    cache.clear();
+    expect(cache.get('t', 'r1')).toBeUndefined();
+  });
+
+  it('stays within its item budget, evicting the least recently used chain', () => {
+    const cache = new ChainCache(5);
+    cache.extend('t', stored('a', []), [item('a1'), item('a2')], []);
+    cache.extend('t', stored('b', []), [item('b1'), item('b2')], []);
+    expect(cache.get('t', 'a')).toBeDefined(); // now b is the least recently used
+    cache.extend('t', stored('c', []), [item('c1'), item('c2')], []);
+    expect(cache.get('t', 'b')).toBeUndefined();
+    expect(cache.get('t', 'a')).toBeDefined();
+    expect(cache.get('t', 'c')).toBeDefined();
+    // A chain larger than the whole budget is not kept at all.
+    cache.extend(
+      't',
+      stored('d', []),
+      [1, 2, 3, 4, 5, 6].map((n) => item(`d${n}`)),
+      [],
+    );
+    expect(cache.get('t', 'd')).toBeUndefined();
+    expect(cache.get('t', 'c')).toBeDefined();
+  });
+
+  it('hands out frozen items, and a fresh response object each time', () => {
+    const cache = new ChainCache();
+    cache.extend('t', stored('r1', []), [item('u1')], []);
+    const first = cache.get('t', 'r1')!;
+    expect(Object.isFrozen(first.items[0]!.body)).toBe(true);
+    first.response.status = 'failed';
+    expect(cache.get('t', 'r1')!.response.status).toBe('completed');
+  });
+});
