@@ -5,13 +5,17 @@ import type { StreamEvent } from '../api/wire.js';
  * Writes a Server-Sent Events stream. Each event is one `write` of a whole
  * `event: …\ndata: …\n\n` frame (clients that parse per network read must never see half a
  * frame), and a quiet stream gets a comment every `keepAliveMs` so proxies and clients with
- * idle timeouts hold on through slow prompt processing or long reasoning.
+ * idle timeouts hold on through slow prompt processing or long reasoning. Frames written in the
+ * same tick (the headers, `response.created` and `response.in_progress`; an item's opening
+ * events and its first delta) leave in one socket write: on loopback each write is a syscall
+ * that costs about as much as building the frames.
  */
 export class SseWriter {
   private readonly res: ServerResponse;
   private readonly keepAliveMs: number;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  private corked = false;
 
   constructor(res: ServerResponse, keepAliveMs: number) {
     this.res = res;
@@ -20,6 +24,7 @@ export class SseWriter {
   }
 
   start(headers: Record<string, string | number | string[] | undefined>): void {
+    this.batchThisTick();
     this.res.writeHead(200, {
       ...headers,
       'content-type': 'text/event-stream; charset=utf-8',
@@ -65,8 +70,19 @@ export class SseWriter {
 
   private write(chunk: string): void {
     if (this.closed) return;
+    this.batchThisTick();
     this.res.write(chunk);
     this.arm();
+  }
+
+  private batchThisTick(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.res.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      this.res.uncork();
+    });
   }
 
   private arm(): void {
