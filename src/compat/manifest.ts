@@ -7,7 +7,8 @@
  *
  * Numbers in `checklist` are the behaviours of the Responses API reference checklist
  * (../shared/reference/responses-api.md §11). When a feature lands, move its entry to
- * `supported` and link the tests that prove it.
+ * `supported` and link the tests that prove it. Link only tests that prove what the entry
+ * claims; say in `note` or `condition` what they do not.
  */
 
 export type Support =
@@ -55,6 +56,15 @@ const MODELS = 'test/contract/models.test.ts';
 const FIELDS = 'test/contract/compatibility-fields.test.ts';
 const LIMITS = 'test/contract/limits.test.ts';
 const TENANTS = 'test/contract/tenants.test.ts';
+const TOOLS = 'test/contract/tools.test.ts';
+const STRUCTURED = 'test/contract/structured-outputs.test.ts';
+const REASONING = 'test/contract/reasoning.test.ts';
+const BACKGROUND = 'test/contract/background.test.ts';
+const CRASH = 'test/crash/background-crash.test.ts';
+const REPLICAS = 'test/replicas/replicas.test.ts';
+const CODEX_WIRE = 'test/contract/codex-wire.test.ts';
+const ENGINE_TOOLS = 'test/engine/tools.test.ts';
+const OUTPUT_GUARD = 'test/engine/output-guard.test.ts';
 const GATE = 'test/compat/manifest.test.ts';
 
 const t = (file: string, test: string): TestLink => ({ file, test });
@@ -99,10 +109,13 @@ const ITEM_LISTS = t(
   RESPONSES,
   'accepts item lists with every role, typed or not, and replayed output items (3, 51–53, 57)',
 );
-const ECHOES = t(RESPONSES, 'echoes metadata, instructions and sampling parameters (6, 13)');
+const ECHOES = t(
+  RESPONSES,
+  'echoes metadata, instructions and sampling parameters, and passes sampling to the backend (5, 6, 13)',
+);
 const ECHO_ONLY = t(
   FIELDS,
-  'accepts and echoes penalties, verbosity, cache retention, reasoning summary and tool_choice none (61)',
+  'accepts and echoes verbosity and cache retention without sending them to the backend, alongside penalties, a reasoning summary and tool_choice none without tools',
 );
 const CHAINS = t(
   RESPONSES,
@@ -121,11 +134,36 @@ const CANCEL = t(
   'answers unknown ids and URLs with 404, and cancel of a foreground response with 400 (110, 111)',
 );
 const TOOL_HISTORY = 'test/contract/tool-history.test.ts';
-
-const FUNCTION_TOOL = refusedParam('tools', {
-  tools: [{ type: 'function', name: 'f', parameters: { type: 'object', properties: {} } }],
-});
-const BACKGROUND = refusedParam('background', { background: true });
+const HOSTED_TOOLS = t(TOOLS, 'refuses %s with a 400 naming tools[i].type (69)');
+const UNHONOURABLE_CHOICES = t(
+  TOOLS,
+  'refuses choices that cannot be honoured with a 400 naming the parameter',
+);
+const TOOL_STREAM = t(
+  TOOLS,
+  'streams a call as added → argument deltas → done with name → item done (94, 95)',
+);
+const REASONING_STREAM = t(
+  REASONING,
+  'streams thinking as a reasoning item before the message, with reasoning_text events and the asked-for summary (76, 77, 96, 97)',
+);
+const SEALED_REASONING = t(
+  REASONING,
+  'seals reasoning when asked, and restores it into the conversation when sent back (74)',
+);
+const BACKGROUND_POLL = t(BACKGROUND, 'returns queued at once and polls to completion (106, 107)');
+const BACKGROUND_STREAM = t(
+  BACKGROUND,
+  'streams created(queued) → queued → in_progress → … → completed, and replays it identically (112, 113)',
+);
+const BACKGROUND_RESUME = t(
+  BACKGROUND,
+  'keeps running when the client drops the stream, and resumes with responses.stream({response_id, starting_after}) mid-way and after the end (114–116)',
+);
+const A_FUNCTION_TOOL = [{ type: 'function', name: 'f', parameters: { type: 'object', properties: {} } }];
+/** Tool calls need a model that can call tools; what Ferry adds is checked the same everywhere. */
+const TOOL_MODEL_NOTE =
+  "Needs a model that calls tools (Ollama's 'does not support tools' becomes a 400 naming tools). Ferry checks every call and retries once, then fails rather than return a call that breaks the request's rules.";
 const CONVERSATIONS = missingEndpoint('POST', '/v1/conversations', { items: [] });
 const FILES = missingEndpoint('POST', '/v1/files');
 const EMBEDDINGS = missingEndpoint('POST', '/v1/embeddings', { model: 'm', input: 'x' });
@@ -158,8 +196,14 @@ function item(
   return { id, area, title, status, checklist: [n], tests, ...extra };
 }
 
-const unsupported = (n: number, id: string, title: string, probe: Probe, note?: string): Feature =>
-  item(n, id, title, 'unsupported', [REFUSED], { probe, ...(note ? { note } : {}) });
+const unsupported = (
+  n: number,
+  id: string,
+  title: string,
+  probe: Probe,
+  note?: string,
+  tests: TestLink[] = [],
+): Feature => item(n, id, title, 'unsupported', [REFUSED, ...tests], { probe, ...(note ? { note } : {}) });
 
 /** The reference checklist (responses-api.md §11), behaviour by behaviour. */
 const CHECKLIST: Feature[] = [
@@ -179,7 +223,7 @@ const CHECKLIST: Feature[] = [
     'responses.object.numbers',
     'temperature, top_p, penalties are numbers; top_logprobs an integer',
     'supported',
-    [BLOCKING],
+    [BLOCKING, ECHOES],
   ),
   item(6, 'responses.object.metadata', 'metadata echoed ({} when absent)', 'supported', [ECHOES, BLOCKING]),
   item(7, 'responses.object.completed_at', 'completed_at set when completed, null otherwise', 'supported', [
@@ -221,7 +265,11 @@ const CHECKLIST: Feature[] = [
     'responses.object.tools_echo',
     'tools and tool_choice echoed (defaults [] and auto)',
     'supported',
-    [BLOCKING],
+    [
+      BLOCKING,
+      t(TOOLS, 'returns a function_call item and offers the backend the tool (58, 59, 60)'),
+      t(TOOLS, 'allowed_tools: only the listed tools are offered and accepted (64)'),
+    ],
   ),
   item(15, 'responses.object.parallel_tool_calls', 'parallel_tool_calls defaults to true', 'supported', [
     BLOCKING,
@@ -351,10 +399,20 @@ const CHECKLIST: Feature[] = [
     'validation.tool_output_without_call',
     'A function_call_output matching no call is a 400 naming input',
     'supported',
-    [t(TOOL_HISTORY, 'refuses a function_call_output whose call_id matches no call (41)')],
+    [
+      t(TOOL_HISTORY, 'refuses a function_call_output whose call_id matches no call (41)'),
+      t(
+        TOOLS,
+        'refuses an output for an unknown call_id, and re-sent chain items, with 400 naming input (41, 42)',
+      ),
+    ],
   ),
   item(42, 'validation.duplicate_item', 'Re-sending an item already in the chain is a 400', 'supported', [
     t(RESPONSES, 'rejects re-sending an item already in the chain (42)'),
+    t(
+      TOOLS,
+      'refuses an output for an unknown call_id, and re-sent chain items, with 400 naming input (41, 42)',
+    ),
   ]),
   unsupported(
     43,
@@ -425,17 +483,34 @@ const CHECKLIST: Feature[] = [
     'input.replayed_output_items',
     'Output items of an earlier response fed back verbatim',
     'supported',
-    [ITEM_LISTS],
+    [
+      ITEM_LISTS,
+      t(TOOLS, 'completes a round trip by full replay, with an output of content parts, streamed (53, 54)'),
+      t(REASONING, 'resolves reasoning and function calls of a previous response from the store (53, 55)'),
+    ],
   ),
-  item(54, 'input.tool_outputs', 'function_call_output as a string or input_text parts', 'supported', [
-    t(TOOL_HISTORY, 'accepts function_call_output as a string and as input_text parts (54)'),
-  ]),
+  item(
+    54,
+    'input.tool_outputs',
+    'function_call_output as a string or input_text parts',
+    'supported',
+    [
+      t(TOOL_HISTORY, 'accepts function_call_output as a string and as input_text parts (54)'),
+      t(TOOLS, 'completes a round trip by full replay, with an output of content parts, streamed (53, 54)'),
+    ],
+    {
+      note: 'input_file parts, and images by file_id, in a tool output are refused (input.tool_output_files).',
+    },
+  ),
   item(
     55,
     'input.item_reference',
     "item_reference resolves the tenant's stored item; unknown ids are 404",
     'supported',
-    [t(RESPONSES, 'resolves item_reference from the store, and 404s an unknown one (55)')],
+    [
+      t(RESPONSES, 'resolves item_reference from the store, and 404s an unknown one (55)'),
+      t(REASONING, 'resolves reasoning and function calls of a previous response from the store (53, 55)'),
+    ],
   ),
   item(
     56,
@@ -446,72 +521,162 @@ const CHECKLIST: Feature[] = [
   ),
   item(57, 'input.phase', 'phase on assistant messages is kept', 'supported', [ITEM_LISTS]),
 
-  // Tools: refused until function tools land (issue 3)
-  unsupported(58, 'tools.function.call_items', 'function tools producing function_call items', FUNCTION_TOOL),
-  unsupported(
+  // Tools
+  item(
+    58,
+    'tools.function.call_items',
+    'A function tool produces a completed function_call item (fc_ id, call_id, name, arguments)',
+    'supported',
+    [
+      t(TOOLS, 'returns a function_call item and offers the backend the tool (58, 59, 60)'),
+      t('test/e2e/agents-sdk.test.ts', 'runs a function tool and answers'),
+    ],
+    { note: TOOL_MODEL_NOTE },
+  ),
+  item(
     59,
     'tools.function.arguments_json',
     'function_call.arguments always a JSON string',
-    FUNCTION_TOOL,
+    'supported',
+    [
+      t(TOOLS, 'returns a function_call item and offers the backend the tool (58, 59, 60)'),
+      t(TOOLS, 'passes non-strict arguments that do not fit the schema, but never invalid JSON'),
+    ],
+    { note: 'Arguments that are not valid JSON are retried once, then the response fails; never returned.' },
   ),
-  unsupported(60, 'tools.function.strict', 'strict function schemas', FUNCTION_TOOL),
+  item(
+    60,
+    'tools.function.strict',
+    'Strict function schemas (strict true, null or omitted): arguments validate against the schema',
+    'supported',
+    [
+      t(TOOLS, 'returns a function_call item and offers the backend the tool (58, 59, 60)'),
+      t(
+        TOOLS,
+        'accepts schemas with $schema, $defs, definitions, nullable unions and strict null, and checks them (60)',
+      ),
+      t(
+        TOOLS,
+        'fails a strict call whose arguments stay invalid, blocking (502) and streamed, never returning them',
+      ),
+      t(
+        ENGINE_TOOLS,
+        'treats strict true, null and omitted as strict, and falls back to best effort only when implicit',
+      ),
+    ],
+    {
+      note: 'The schema is sent to the backend and checked by Ferry (ajv); an implicitly strict schema Ferry cannot compile falls back to best effort, an explicitly strict one is a 400.',
+    },
+  ),
   item(61, 'tools.tool_choice.none', "tool_choice 'none' produces no tool-call items", 'supported', [
-    ECHO_ONLY,
+    t(TOOLS, "'none': the backend is told, and a model calling anyway is asked again (61)"),
   ]),
-  unsupported(
+  item(
     62,
     'tools.tool_choice.required',
-    "tool_choice 'required'",
-    refusedParam('tool_choice', { tool_choice: 'required' }),
+    "tool_choice 'required' produces at least one tool call (or the response fails)",
+    'supported',
+    [
+      t(TOOLS, "'required': text instead of a call is held back and asked again, streamed (62)"),
+      t(TOOLS, "'required': a model that never calls fails the response, blocking and streamed"),
+    ],
+    { note: TOOL_MODEL_NOTE },
   ),
-  unsupported(
+  item(
     63,
     'tools.tool_choice.function',
-    'tool_choice naming a function',
-    refusedParam('tool_choice', { tool_choice: { type: 'function', name: 'f' } }),
+    'tool_choice naming a function produces a call to it',
+    'supported',
+    [
+      t(
+        TOOLS,
+        'a forced function: only it is offered to Ollama, chat servers are told; another call is refused (63)',
+      ),
+    ],
+    { note: TOOL_MODEL_NOTE },
   ),
-  unsupported(
+  item(
     64,
     'tools.tool_choice.allowed_tools',
-    'tool_choice allowed_tools',
-    refusedParam('tool_choice', { tool_choice: { type: 'allowed_tools', mode: 'auto', tools: [] } }),
+    'tool_choice allowed_tools never yields calls outside the list',
+    'supported',
+    [t(TOOLS, 'allowed_tools: only the listed tools are offered and accepted (64)')],
   ),
-  unsupported(
+  item(
     65,
     'tools.parallel_tool_calls',
-    'parallel_tool_calls false limiting calls to one',
-    FUNCTION_TOOL,
+    'parallel_tool_calls false yields at most one call',
+    'supported',
+    [t(TOOLS, 'keeps at most one call with parallel_tool_calls false, and max_tool_calls calls (65)')],
+    { note: 'Calls beyond the first are dropped (chat servers are also sent parallel_tool_calls false).' },
   ),
-  unsupported(66, 'tools.multiple_calls', 'Several tool calls in one turn as separate items', FUNCTION_TOOL),
-  unsupported(67, 'tools.round_trip', 'The function-call round trip', FUNCTION_TOOL),
-  unsupported(
+  item(
+    66,
+    'tools.multiple_calls',
+    'Several tool calls in one turn as separate items (distinct output_index, id, call_id)',
+    'supported',
+    [t(TOOLS, 'emits parallel calls as separate items one after another (66, d)')],
+  ),
+  item(
+    67,
+    'tools.round_trip',
+    'The function-call round trip (previous_response_id or full replay) ends with a message',
+    'supported',
+    [
+      t(TOOLS, 'completes a round trip with function_call_output by previous_response_id (67, 54)'),
+      t(TOOLS, 'completes a round trip by full replay, with an output of content parts, streamed (53, 54)'),
+    ],
+  ),
+  item(
     68,
     'tools.custom',
-    'Custom (freeform) tools',
-    refusedParam('tools', { tools: [{ type: 'custom', name: 'apply_patch' }] }),
+    'Custom (freeform) tools produce custom_tool_call items; grammar formats',
+    'conditional',
+    [
+      t(TOOLS, 'maps a custom tool onto a one-string function and returns custom_tool_call items (68)'),
+      t(TOOLS, 'checks a regex grammar, asking again when the input does not match'),
+      t(
+        ENGINE_TOOLS,
+        'unwraps custom tool input, also under another property name, and checks regex grammars',
+      ),
+      t(ENGINE_TOOLS, 'shows a Lark grammar to the model but does not check the input against it'),
+    ],
+    {
+      condition:
+        'Free text and regex grammars work everywhere (Ferry checks the regex; servers with JSON-schema grammars also constrain decoding). A Lark grammar is only shown to the model: no backend decodes it and Ferry does not check it.',
+      note: 'The model sees a function with one string argument, input.',
+    },
   ),
   unsupported(
     69,
     'tools.hosted',
-    'Hosted tools (web_search, file_search, code_interpreter, image_generation, mcp, computer use)',
-    refusedParam('tools', { tools: [{ type: 'web_search' }] }),
+    'Hosted tools (web_search_preview, file_search, code_interpreter, image_generation, mcp, shell, computer use…)',
+    refusedParam('tools[0].type', { tools: [{ type: 'web_search_preview' }] }),
+    'A 400 naming tools[i].type: Ferry runs no tools. web_search alone is accepted and left out (see tools.web_search).',
+    [HOSTED_TOOLS, VALIDATION, t(ENGINE_TOOLS, 'refuses hosted tools by index, but drops web_search')],
   ),
 
   // Structured output, sampling, reasoning
-  unsupported(
+  item(
     70,
     'output.json_schema',
-    "text.format 'json_schema' (structured outputs)",
-    refusedParam('text.format', {
-      text: { format: { type: 'json_schema', name: 's', schema: { type: 'object' } } },
-    }),
+    "text.format 'json_schema' yields text that parses and, when strict, validates against the schema",
+    'supported',
+    [
+      t(STRUCTURED, 'parses a zod format with responses.parse(), and asks the backend for the schema (70)'),
+      t(STRUCTURED, 'streams a zod format through responses.stream() and finalResponse()'),
+      t(STRUCTURED, 'repairs a schema mismatch in a stream without showing the client the bad answer'),
+      t(STRUCTURED, 'fails rather than return invalid JSON as completed, blocking and streamed'),
+      t(STRUCTURED, 'takes a schema as a hint with strict false: valid JSON that does not fit passes'),
+    ],
+    {
+      note: 'The schema constrains decoding on the backend (Ollama format, response_format) and Ferry checks the text; one repair attempt, then the response fails (invalid_json_output). A cut-off answer ends incomplete, unchecked.',
+    },
   ),
-  unsupported(
-    71,
-    'output.json_object',
-    "text.format 'json_object'",
-    refusedParam('text.format', { text: { format: { type: 'json_object' } } }),
-  ),
+  item(71, 'output.json_object', "text.format 'json_object' yields valid JSON", 'supported', [
+    t(STRUCTURED, 'passes json_object to the backend and returns valid JSON (71)'),
+    t(STRUCTURED, 'repairs invalid JSON once: the model sees its answer and what was wrong (blocking)'),
+  ]),
   item(72, 'output.max_output_tokens', 'max_output_tokens exhaustion ends incomplete', 'supported', [
     INCOMPLETE,
   ]),
@@ -520,19 +685,36 @@ const CHECKLIST: Feature[] = [
     'output.logprobs',
     "include 'message.output_text.logprobs' (and top_logprobs above 0)",
     refusedParam('include', { include: ['message.output_text.logprobs'] }),
+    'Backends do not report log probabilities through Ferry.',
+    [VALIDATION],
   ),
-  unsupported(
+  item(
     74,
     'output.reasoning_encrypted_content',
-    "include 'reasoning.encrypted_content'",
-    refusedParam('include', { include: ['reasoning.encrypted_content'] }),
+    "include 'reasoning.encrypted_content' seals reasoning items; sent back, they are restored for the model",
+    'conditional',
+    [
+      SEALED_REASONING,
+      t(REASONING, 'refuses tampered and foreign encrypted_content with a 400 naming the item'),
+      t('test/engine/reasoning-cipher.test.ts', 'refuses any changed byte, other keys, and garbage'),
+    ],
+    {
+      condition:
+        "The backend must pass the model's thinking (Ollama thinking, reasoning_content or reasoning on chat servers); without it there is no reasoning item to seal.",
+      note: "Sealed with Ferry's key (shared by replicas through the database); a blob that does not open is a 400 naming the item.",
+    },
   ),
   item(
     75,
     'reasoning.effort',
-    'reasoning.effort values accepted (others a 400) and passed to the backend',
+    'reasoning.effort values accepted (unsupported ones a 400 naming reasoning.effort) and passed to the backend',
     'conditional',
     [
+      t(
+        REASONING,
+        "follows a model's configured levels, and refuses others with a 400 naming reasoning.effort (75)",
+      ),
+      t(REASONING, 'maps every level to the backend setting when the model has no configuration'),
       t(
         'test/backends/ollama.test.ts',
         'maps reasoning effort none to think:false, json_object to format "json", and drops tools for tool_choice none',
@@ -543,26 +725,40 @@ const CHECKLIST: Feature[] = [
       ),
     ],
     {
-      condition: 'The model must support reasoning control (Ollama think, reasoning_effort on chat servers).',
+      condition:
+        'The model must support reasoning control (Ollama think, reasoning_effort or chat_template_kwargs on chat servers). Without configured levels every value is accepted and mapped; with models.<name>.reasoning.efforts others are a 400.',
     },
   ),
   item(
     76,
     'reasoning.items',
-    'Model thinking becomes a reasoning item before the message',
+    'Model thinking becomes a reasoning item before the message (summary [] unless asked for)',
     'conditional',
     [
+      REASONING_STREAM,
+      t(REASONING, 'returns the same items in a blocking response, without a summary unless asked for'),
       SDK_STREAM,
       t('test/engine/response-builder.test.ts', 'puts reasoning in its own item before the message'),
     ],
     {
       condition:
-        'The backend must expose thinking (Ollama thinking, reasoning_content or reasoning on chat servers).',
+        "The backend must pass the model's thinking (Ollama thinking, reasoning_content or reasoning on chat servers).",
     },
   ),
-  item(77, 'reasoning.summary', 'reasoning.summary', 'echoed', [ECHO_ONLY], {
-    note: 'Accepted and echoed (Codex always sends it); no summary is generated: reasoning items carry summary [].',
-  }),
+  item(
+    77,
+    'reasoning.summary',
+    'reasoning.summary requested gives the reasoning item a summary_text',
+    'conditional',
+    [
+      REASONING_STREAM,
+      t(REASONING, 'returns the same items in a blocking response, without a summary unless asked for'),
+    ],
+    {
+      condition: "The backend must pass the model's thinking.",
+      note: 'Local models write no separate summary: the summary is the reasoning text itself (what Codex, which shows only summaries, needs).',
+    },
+  ),
 
   // Streaming
   item(78, 'stream.content_type', 'stream:true answers text/event-stream', 'supported', [STREAM_ORDER]),
@@ -625,27 +821,54 @@ const CHECKLIST: Feature[] = [
     STREAM_ORDER,
     STREAM_CHECKER,
   ]),
-  unsupported(94, 'stream.function_call_events', 'Function-call argument streaming events', FUNCTION_TOOL),
-  unsupported(
-    95,
-    'stream.function_call_deltas',
-    'Argument deltas concatenate to the done arguments',
-    FUNCTION_TOOL,
+  item(
+    94,
+    'stream.function_call_events',
+    'Function calls stream: added (empty arguments) → argument deltas → done (arguments, name) → item done',
+    'supported',
+    [
+      TOOL_STREAM,
+      t('test/e2e/langchain.test.ts', 'completes a tool round trip, streamed'),
+      t(
+        'test/engine/response-builder.test.ts',
+        'synthesises argument deltas for a whole tool call and drops blank text before it',
+      ),
+    ],
+    {
+      note: 'Chat servers stream argument fragments; a call that arrives whole (Ollama) or is checked first (strict) goes out as one delta.',
+    },
   ),
+  item(95, 'stream.function_call_deltas', 'Argument deltas concatenate to the done arguments', 'supported', [
+    TOOL_STREAM,
+    STREAM_CHECKER,
+    t(
+      'test/engine/response-builder.test.ts',
+      'keeps interleaved argument fragments on the right call and emits the calls one after another',
+    ),
+  ]),
   item(
     96,
     'stream.reasoning_text',
-    'Raw reasoning streams as reasoning_text parts',
+    'Raw reasoning streams as reasoning_text parts inside a reasoning item',
     'conditional',
     [
-      SDK_STREAM,
-      t('test/engine/response-builder.test.ts', 'puts reasoning in its own item before the message'),
+      REASONING_STREAM,
+      t('test/backends/ollama.test.ts', 'turns thinking lines into reasoning deltas ahead of the answer'),
+      t('test/backends/openai-chat.test.ts', 'streams reasoning as reasoning deltas before the answer'),
     ],
-    { condition: 'The backend must expose thinking.' },
+    { condition: "The backend must pass the model's thinking." },
   ),
-  item(97, 'stream.reasoning_summary', 'Reasoning summary events', 'echoed', [ECHO_ONLY], {
-    note: 'reasoning.summary is accepted, but no summary (and no summary event) is produced.',
-  }),
+  item(
+    97,
+    'stream.reasoning_summary',
+    'Reasoning summary events (summary_part.added → summary_text.delta → done → part.done)',
+    'conditional',
+    [REASONING_STREAM],
+    {
+      condition: "The backend must pass the model's thinking, and reasoning.summary must be asked for.",
+      note: 'The summary text is the reasoning itself, sent as one delta after the reasoning text.',
+    },
+  ),
   item(98, 'stream.failure', 'A failure after the first byte is error + response.failed', 'supported', [
     MID_STREAM,
     t(LIMITS, 'a stream that goes silent mid-way: error + response.failed naming timeouts.idleMs'),
@@ -690,39 +913,97 @@ const CHECKLIST: Feature[] = [
     'stream.client_disconnect',
     'A client leaving a stream aborts the backend; stored cancelled',
     'supported',
-    [t(RESPONSES, 'aborts the backend request when a streaming client disconnects (105)')],
+    [
+      t(
+        RESPONSES,
+        'aborts the backend request when a streaming client disconnects, and stores it cancelled (105)',
+      ),
+    ],
   ),
 
-  // Background, cancel, resume: refused until background jobs land (issue 4)
-  unsupported(106, 'background.queued', 'background:true answers queued at once', BACKGROUND),
-  unsupported(107, 'background.polling', 'Polling a background response to its end', BACKGROUND),
-  unsupported(108, 'background.cancel', 'Cancelling a queued or running background response', BACKGROUND),
-  unsupported(
+  // Background, cancel, resume
+  item(
+    106,
+    'background.queued',
+    'background:true answers queued at once (output [], usage null)',
+    'supported',
+    [BACKGROUND_POLL],
+  ),
+  item(107, 'background.polling', 'Polling a background response to its end', 'supported', [BACKGROUND_POLL]),
+  item(
+    108,
+    'background.cancel',
+    'Cancelling a queued or running background response: cancelled, and it stays so',
+    'supported',
+    [
+      t(
+        BACKGROUND,
+        'cancels a running response: partial output kept, backend aborted, cancelled stays (108)',
+      ),
+      t(BACKGROUND, 'cancels a queued response before it reaches the backend (108)'),
+      t(
+        BACKGROUND,
+        'ends the event stream of a cancelled queued response with response.failed (status cancelled)',
+      ),
+    ],
+    {
+      note: 'A running response keeps its partial output. The Responses API has no response.cancelled event: the event stream of a cancelled response ends with response.failed whose response has status cancelled (tested for a queued one).',
+    },
+  ),
+  item(
     109,
     'background.cancel_terminal',
-    'Cancelling a finished background response is idempotent',
-    BACKGROUND,
+    'Cancelling a finished background response returns it unchanged (idempotent)',
+    'supported',
+    [
+      t(BACKGROUND, 'returns a finished background response unchanged when it is cancelled (109)'),
+      t(
+        BACKGROUND,
+        'cancels a running response: partial output kept, backend aborted, cancelled stays (108)',
+      ),
+    ],
   ),
   item(110, 'cancel.non_background', 'Cancelling a non-background response is a 400 (not 409)', 'supported', [
     CANCEL,
   ]),
   item(111, 'cancel.unknown', 'Cancelling an unknown id is a 404', 'supported', [CANCEL]),
-  unsupported(
+  item(
     112,
     'background.stream',
-    'background:true with stream:true',
-    refusedParam('background', { background: true, stream: true }),
+    'background:true with stream:true: created(queued) → queued → in_progress → … → terminal',
+    'supported',
+    [BACKGROUND_STREAM],
   ),
-  unsupported(113, 'background.replay', 'Replaying a background stream from the start', BACKGROUND),
-  unsupported(114, 'background.starting_after', 'Resuming a background stream after sequence N', BACKGROUND),
-  unsupported(115, 'background.replay_live', 'Replay that continues live', BACKGROUND),
-  unsupported(116, 'background.survives_disconnect', 'A background run outliving its client', BACKGROUND),
+  item(
+    113,
+    'background.replay',
+    'GET ?stream=true replays a background stream from the start, byte for byte',
+    'supported',
+    [BACKGROUND_STREAM],
+  ),
+  item(
+    114,
+    'background.starting_after',
+    'GET ?stream=true&starting_after=N sends only later events',
+    'supported',
+    [BACKGROUND_STREAM, BACKGROUND_RESUME],
+  ),
+  item(
+    115,
+    'background.replay_live',
+    'Replay while running continues live; after the end it stops at the terminal event',
+    'supported',
+    [BACKGROUND_RESUME],
+  ),
+  item(116, 'background.survives_disconnect', 'A background run outlives its client', 'supported', [
+    BACKGROUND_RESUME,
+  ]),
   item(
     117,
     'retrieve.stream_without_event_log',
     'GET ?stream=true without an event log is a 400 naming stream',
     'supported',
-    [CANCEL],
+    [t(BACKGROUND, 'rejects a stream request for a response without an event log (117)'), CANCEL],
   ),
 
   // State
@@ -808,6 +1089,8 @@ const CHECKLIST: Feature[] = [
     refusedParam('input[0].content[0]', {
       input: [{ role: 'user', content: [{ type: 'input_file', file_data: 'eA==', filename: 'x.txt' }] }],
     }),
+    'Needs the Files API; file_url and file_data are refused too (also inside tool outputs).',
+    [VALIDATION],
   ),
   unsupported(137, 'embeddings.create', 'POST /v1/embeddings (float and base64)', EMBEDDINGS),
   unsupported(138, 'embeddings.shape', 'The embeddings list shape', EMBEDDINGS),
@@ -862,6 +1145,7 @@ const GATEWAY: Feature[] = [
     area: 'output',
     title: 'top_logprobs above 0',
     status: 'unsupported',
+    note: 'Backends do not report log probabilities through Ferry.',
     tests: [REFUSED],
     probe: refusedParam('top_logprobs', { top_logprobs: 3 }),
   },
@@ -886,25 +1170,384 @@ const GATEWAY: Feature[] = [
     area: 'responses',
     title: 'Responses over WebSocket (GET /v1/responses upgrade)',
     status: 'unsupported',
-    note: 'Clients fall back to HTTP + SSE.',
-    tests: [REFUSED],
+    note: 'A WebSocket upgrade gets 426 websocket_not_supported at once, so clients (Codex) fall back to HTTP + SSE; without an upgrade GET /v1/responses is an unknown URL (404).',
+    tests: [
+      REFUSED,
+      t(
+        CODEX_WIRE,
+        'answers a WebSocket upgrade on /v1/responses with 426 at once, so Codex falls back to HTTP',
+      ),
+    ],
     probe: missingEndpoint('GET', '/v1/responses'),
+  },
+  {
+    id: 'input.tool_output_files',
+    area: 'input',
+    title: 'input_file (or input_image by file_id) parts in a tool output',
+    status: 'unsupported',
+    note: 'Needs the Files API; text and image_url parts in tool outputs are accepted.',
+    tests: [REFUSED, VALIDATION],
+    probe: refusedParam('input[1].output[0]', {
+      input: [
+        { type: 'function_call', call_id: 'call_1', name: 'f', arguments: '{}' },
+        {
+          type: 'function_call_output',
+          call_id: 'call_1',
+          output: [{ type: 'input_file', file_data: 'eA==', filename: 'x.txt' }],
+        },
+      ],
+    }),
   },
   {
     id: 'sampling.penalties',
     area: 'output',
-    title: 'presence_penalty and frequency_penalty',
-    status: 'echoed',
-    note: 'Echoed, not yet forwarded to backends.',
-    tests: [ECHO_ONLY],
+    title: 'presence_penalty and frequency_penalty are forwarded to the backend and echoed',
+    status: 'supported',
+    note: "Sent as Ollama options and in the chat-server request; whether and how the backend's sampler applies them depends on the backend.",
+    tests: [ECHOES, ECHO_ONLY],
   },
   {
     id: 'responses.platform_fields',
     area: 'responses',
     title: 'user, safety_identifier, prompt_cache_key, prompt_cache_retention, service_tier, text.verbosity',
     status: 'echoed',
-    note: 'OpenAI platform settings with no self-hosted equivalent.',
+    note: 'OpenAI platform settings with no self-hosted equivalent: echoed, never sent to the backend.',
     tests: [ECHOES, ECHO_ONLY],
+  },
+  {
+    id: 'responses.accepted_fields',
+    area: 'responses',
+    title: 'client_metadata (Codex), prompt_cache_options, reasoning.mode and reasoning.context',
+    status: 'supported',
+    note: 'Accepted so the clients that send them keep working, with no effect and not echoed (the Response object has no place for them); nothing reaches the backend.',
+    tests: [
+      t(
+        FIELDS,
+        'accepts client_metadata, prompt_cache_options, reasoning.mode and reasoning.context, echoing none of them',
+      ),
+    ],
+  },
+  {
+    id: 'tools.web_search',
+    area: 'tools',
+    title: 'web_search tools (Codex sends one on every request)',
+    status: 'echoed',
+    note: 'Accepted and echoed in tools, but left out of the tools the model is offered (Ferry runs no search); a warning is logged the first time. Other hosted tools are refused (tools.hosted).',
+    tests: [
+      t(TOOLS, 'accepts web_search (Codex always sends it), leaves it out for the model, and logs a warning'),
+      t(ENGINE_TOOLS, 'refuses hosted tools by index, but drops web_search'),
+    ],
+  },
+  {
+    id: 'tools.tool_choice.hosted',
+    area: 'tools',
+    title: 'tool_choice forcing a hosted tool',
+    status: 'unsupported',
+    tests: [REFUSED, UNHONOURABLE_CHOICES],
+    probe: refusedParam('tool_choice', { tools: A_FUNCTION_TOOL, tool_choice: { type: 'file_search' } }),
+  },
+  {
+    id: 'tools.allowed_tools.hosted',
+    area: 'tools',
+    title: 'tool_choice allowed_tools listing a hosted tool',
+    status: 'unsupported',
+    tests: [REFUSED, UNHONOURABLE_CHOICES],
+    probe: refusedParam('tool_choice.tools[0]', {
+      tools: A_FUNCTION_TOOL,
+      tool_choice: { type: 'allowed_tools', mode: 'auto', tools: [{ type: 'mcp' }] },
+    }),
+  },
+  {
+    id: 'tools.tool_choice.unknown_tool',
+    area: 'tools',
+    title: 'A tool_choice that cannot be honoured (no tools, an undeclared tool) is a 400 naming it',
+    status: 'supported',
+    tests: [UNHONOURABLE_CHOICES, t(ENGINE_TOOLS, 'refuses a forced tool of the wrong kind or name')],
+  },
+  {
+    id: 'tools.namespace',
+    area: 'tools',
+    title: 'Namespace tools (Codex): flattened for the backend, calls carry their namespace back',
+    status: 'supported',
+    note: 'Tools that would flatten to the same name are a 400 (duplicate_tool_name).',
+    tests: [
+      t(TOOLS, 'flattens namespace tools for the backend and gives calls their namespace back'),
+      t(TOOLS, 'refuses two tools that flatten to one name, naming the second'),
+      t(ENGINE_TOOLS, 'flattens namespaces reversibly and refuses collisions'),
+    ],
+  },
+  {
+    id: 'tools.max_tool_calls',
+    area: 'tools',
+    title: 'max_tool_calls caps the calls of a response (later calls are dropped)',
+    status: 'supported',
+    tests: [
+      t(TOOLS, 'keeps at most one call with parallel_tool_calls false, and max_tool_calls calls (65)'),
+      t(OUTPUT_GUARD, 'drops calls beyond the limit, and their parts'),
+    ],
+  },
+  {
+    id: 'tools.rule_enforcement',
+    area: 'tools',
+    title:
+      "Tool rules enforced on the model's answer: undeclared or disallowed tools, strict arguments, tool_choice — asked again once, then the response fails",
+    status: 'supported',
+    note: 'A blocking request gets a 502 (invalid_tool_call or tool_choice_violation), a stream error + response.failed; whatever still needs checking is held back from the client until it passes.',
+    tests: [
+      t(TOOLS, 'asks again when the model calls a tool it was not given, and fails if it persists'),
+      t(
+        TOOLS,
+        'fails a strict call whose arguments stay invalid, blocking (502) and streamed, never returning them',
+      ),
+      t(TOOLS, "'required': a model that never calls fails the response, blocking and streamed"),
+      t(TOOLS, 'a retried stream keeps the reasoning it already showed, in an item of its own'),
+      t(
+        OUTPUT_GUARD,
+        'holds a strict call, and whatever follows it, until its arguments pass; then sends it whole',
+      ),
+      t(
+        OUTPUT_GUARD,
+        "stops at the first call under 'none', to an unknown tool, or to one the choice leaves out",
+      ),
+    ],
+  },
+  {
+    id: 'tools.context_window',
+    area: 'tools',
+    title: 'Tool definitions count against the context window',
+    status: 'supported',
+    tests: [t(TOOLS, 'counts tool definitions against the context window')],
+  },
+  {
+    id: 'output.json_schema.invalid',
+    area: 'output',
+    title: 'A strict json_schema Ferry cannot compile is a 400 naming text.format.schema',
+    status: 'supported',
+    tests: [t(STRUCTURED, 'refuses a strict schema it cannot compile, naming text.format.schema')],
+  },
+  {
+    id: 'reasoning.history',
+    area: 'reasoning',
+    title:
+      "Earlier reasoning goes back to the model: chained, by id, sealed or replayed verbatim, in the backend's own field",
+    status: 'conditional',
+    condition: "The backend must pass the model's thinking (there is none to send back otherwise).",
+    tests: [
+      t(REASONING, 'resolves reasoning and function calls of a previous response from the store (53, 55)'),
+      SEALED_REASONING,
+    ],
+  },
+  {
+    id: 'reasoning.usage',
+    area: 'reasoning',
+    title: 'output_tokens_details.reasoning_tokens',
+    status: 'conditional',
+    condition: 'The backend must report reasoning tokens (LM Studio does); otherwise 0.',
+    tests: [t(REASONING, 'fills output_tokens_details.reasoning_tokens where the backend reports it')],
+  },
+  {
+    id: 'reasoning.keys',
+    area: 'reasoning',
+    title:
+      'The key sealing encrypted_content: configured or generated once and shared through the database; rotated-out keys still open',
+    status: 'supported',
+    tests: [
+      t(REASONING, 'shares a generated key through the database, and opens blobs of a rotated-out key'),
+      t('test/engine/reasoning-cipher.test.ts', 'opens blobs of previous keys after a rotation'),
+    ],
+  },
+  {
+    id: 'background.durable_jobs',
+    area: 'background',
+    title:
+      'Background responses are durable jobs: a job whose process died is run again by the next one, up to maxAttempts',
+    status: 'supported',
+    note: 'A rerun starts the generation again; its event log can be read whole afterwards.',
+    tests: [
+      t(CRASH, 'finishes a job whose process was killed, and the whole stream can be read afterwards'),
+      t(CRASH, 'fails a job for good once it was interrupted maxAttempts times'),
+      t(BACKGROUND, 'fails a background response the backend refuses, with the reason'),
+      t(
+        'test/store/conformance.test.ts',
+        'claims jobs oldest first, per backend, never twice, and takes over expired leases',
+      ),
+    ],
+  },
+  {
+    id: 'background.concurrency',
+    area: 'background',
+    title: 'At most background.concurrency jobs per backend and replica, the rest queued in order',
+    status: 'supported',
+    tests: [t(BACKGROUND, 'runs at most `concurrency` jobs per backend, the rest in order')],
+  },
+  {
+    id: 'background.store_required',
+    area: 'background',
+    title: 'background with store:false is a 400 naming store',
+    status: 'supported',
+    note: 'A background response lives in the store until it is read, so it must be stored.',
+    tests: [t(BACKGROUND, 'refuses background with store=false')],
+  },
+  {
+    id: 'background.delete',
+    area: 'background',
+    title: 'Deleting a background response removes its event log and job',
+    status: 'supported',
+    tests: [t(BACKGROUND, 'deletes a background response with its event log and job')],
+  },
+  {
+    id: 'gateway.graceful_shutdown',
+    area: 'operations',
+    title:
+      'SIGTERM stops cleanly: running background jobs get shutdownGraceSeconds, then go back to the queue for another process',
+    status: 'supported',
+    note: 'Open foreground requests get the same grace period before they are cut; no test covers that part.',
+    tests: [
+      t('test/cli/serve.test.ts', 'serves with flags, answers requests, and stops cleanly on SIGTERM'),
+      t(CRASH, 'lets a running job finish within the grace period on SIGTERM'),
+      t(CRASH, 'hands a running job back on SIGTERM after the grace period, and another process finishes it'),
+    ],
+  },
+  {
+    id: 'gateway.idempotency',
+    area: 'responses',
+    title:
+      'Idempotency-Key on POST /v1/responses: one run per key and tenant, the same answer (a stream replayed byte for byte) for retries',
+    status: 'supported',
+    note: 'The same key with a different body is a 422; a backend failure is not remembered, so a retry runs again.',
+    tests: [
+      t(
+        'test/contract/idempotency.test.ts',
+        'runs two concurrent identical requests once and gives both the same response',
+      ),
+      t('test/contract/idempotency.test.ts', 'refuses the same key with a different body with a 422'),
+      t('test/contract/idempotency.test.ts', 'keeps keys per tenant'),
+      t(
+        'test/contract/idempotency.test.ts',
+        'replays a stream byte for byte, also while the first one is still running',
+      ),
+      t(
+        'test/contract/idempotency.test.ts',
+        'remembers a client error, but lets a retry through after a backend failure',
+      ),
+      t(
+        'test/contract/idempotency.test.ts',
+        'gives a background request the same response, and survives a restart',
+      ),
+      t('test/contract/idempotency.test.ts', 'refuses a malformed key'),
+    ],
+  },
+  {
+    id: 'gateway.retention',
+    area: 'operations',
+    title:
+      'Retention: expired responses are purged with their items, event logs and jobs; expired idempotency keys too',
+    status: 'supported',
+    tests: [
+      t('test/contract/retention.test.ts', 'purges responses (and their event logs) once they expire'),
+      t(
+        'test/store/conformance.test.ts',
+        'purges expired responses with everything attached, and expired idempotency keys',
+      ),
+      t('test/store/conformance.test.ts', 'purges in bounded batches, one replica at a time'),
+    ],
+  },
+  {
+    id: 'replicas.shared_state',
+    area: 'replicas',
+    title:
+      'Several replicas share state: a response created on one is retrieved, chained and listed on another',
+    status: 'conditional',
+    condition: 'The replicas share a PostgreSQL database.',
+    note: 'The contract suites also run as two replicas behind a round-robin balancer.',
+    tests: [t(REPLICAS, 'creates on A and retrieves, chains and lists on B')],
+  },
+  {
+    id: 'replicas.resumable_streams',
+    area: 'replicas',
+    title: 'A background stream is followed live through a replica that does not run the job',
+    status: 'conditional',
+    condition: 'The replicas share a PostgreSQL database.',
+    tests: [t(REPLICAS, 'runs a job started through B on A, and B follows its stream live')],
+  },
+  {
+    id: 'replicas.cancel',
+    area: 'replicas',
+    title: 'Cancelling through one replica stops a job running on another, promptly',
+    status: 'conditional',
+    condition: 'The replicas share a PostgreSQL database.',
+    tests: [t(REPLICAS, 'cancels through B a job running on A, promptly')],
+  },
+  {
+    id: 'replicas.takeover',
+    area: 'replicas',
+    title: 'Another replica finishes a job whose replica was killed (its lease expires)',
+    status: 'conditional',
+    condition: 'The replicas share a PostgreSQL database.',
+    tests: [
+      t(REPLICAS, 'finishes on another replica a job whose replica was killed'),
+      t('test/store/conformance.test.ts', 'never hands one job to two concurrent claimers'),
+    ],
+  },
+  {
+    id: 'replicas.database_outage',
+    area: 'replicas',
+    title: 'A lost database connection: clear 503s (never a hang), /readyz unready, recovery on its own',
+    status: 'conditional',
+    condition: 'PostgreSQL (a SQLite file does not go away).',
+    tests: [
+      t(
+        'test/replicas/database-outage.test.ts',
+        'answers 503 while the database is gone and serves again once it is back',
+      ),
+      t('test/observability/readiness.test.ts', 'is unready when the database does not answer'),
+    ],
+  },
+  {
+    id: 'clients.codex',
+    area: 'clients',
+    title:
+      'Codex CLI end to end (store:false, encrypted reasoning, namespace tools, web_search, full replays)',
+    status: 'supported',
+    tests: [
+      t(
+        'test/e2e/codex.test.ts',
+        'runs a shell command through exec_command and reports the answer (store: false, encrypted reasoning)',
+      ),
+    ],
+  },
+  {
+    id: 'clients.agents_sdk',
+    area: 'clients',
+    title: 'OpenAI Agents SDK end to end: an agent with a function tool, plain and streamed',
+    status: 'supported',
+    tests: [
+      t('test/e2e/agents-sdk.test.ts', 'runs a function tool and answers'),
+      t('test/e2e/agents-sdk.test.ts', 'runs a function tool and answers, streamed'),
+    ],
+  },
+  {
+    id: 'clients.ai_sdk',
+    area: 'clients',
+    title: 'Vercel AI SDK end to end: generateText and streamText with a tool step',
+    status: 'supported',
+    tests: [
+      t(
+        'test/e2e/ai-sdk.test.ts',
+        'generateText: a tool step, then a second turn that refers to stored items',
+      ),
+      t('test/e2e/ai-sdk.test.ts', 'streamText: streams the answer after a tool step'),
+    ],
+  },
+  {
+    id: 'clients.langchain',
+    area: 'clients',
+    title: 'LangChain (useResponsesApi) end to end: a tool round trip, plain and streamed',
+    status: 'supported',
+    tests: [
+      t('test/e2e/langchain.test.ts', 'completes a tool round trip'),
+      t('test/e2e/langchain.test.ts', 'completes a tool round trip, streamed'),
+    ],
   },
   {
     id: 'errors.backend_failures',
@@ -1104,7 +1747,7 @@ const GATEWAY: Feature[] = [
     tests: [
       t(
         'test/observability/readiness.test.ts',
-        'reports the database (with latency), each backend and registered checks such as the job worker',
+        'reports the database (with latency), each backend, the job worker and other registered checks',
       ),
       t(
         'test/observability/readiness.test.ts',

@@ -95,6 +95,26 @@ describe.each(BACKEND_KINDS)('background responses over %s', (kind) => {
     expect(again).toEqual(await (await ferry.fetch(`/v1/responses/${queued.id}`)).json());
   });
 
+  it('returns a finished background response unchanged when it is cancelled (109)', async () => {
+    fake.setHandler(() => slow(1));
+    const queued = await client.responses.create({
+      model: 'test-model',
+      input: 'done soon',
+      background: true,
+    });
+    const done = await settle(client, queued.id);
+    expect(done.status).toBe('completed');
+    const stored = (await (await ferry.fetch(`/v1/responses/${queued.id}`)).json()) as Response;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const cancel = await ferry.fetch(`/v1/responses/${queued.id}/cancel`, { method: 'POST' });
+      expect(cancel.status).toBe(200);
+      expect(await cancel.json()).toEqual(stored);
+    }
+    const cancelled = await client.responses.cancel(queued.id);
+    expect(cancelled).toMatchObject({ id: queued.id, status: 'completed', output: stored.output });
+    expect(await (await ferry.fetch(`/v1/responses/${queued.id}`)).json()).toEqual(stored);
+  });
+
   it('streams created(queued) → queued → in_progress → … → completed, and replays it identically (112, 113)', async () => {
     fake.setHandler(() => slow(10));
     const live = await captureSse(
@@ -123,7 +143,7 @@ describe.each(BACKEND_KINDS)('background responses over %s', (kind) => {
     );
   });
 
-  it('resumes with responses.stream({response_id, starting_after}) mid-way and after the end (114, 115)', async () => {
+  it('keeps running when the client drops the stream, and resumes with responses.stream({response_id, starting_after}) mid-way and after the end (114–116)', async () => {
     fake.setHandler(() => slow(60));
     const response = await postJson(ferry, '/v1/responses', {
       model: 'test-model',

@@ -8,9 +8,10 @@ import { captureSse } from '../support/sse.js';
 import { checkStream } from '../support/stream-checker.js';
 
 /**
- * Fields clients send that a self-hosted backend has no use for: accepted and echoed, so
- * clients keep working (the compatibility manifest lists them as "echoed"), plus small stream
- * behaviours the manifest links here.
+ * Fields clients send that a self-hosted backend has no use for: accepted (and, where the
+ * Response object has them, echoed) so clients keep working — the compatibility manifest lists
+ * them as "echoed" or, when not echoed, as accepted — plus small stream behaviours the
+ * manifest links here.
  */
 describe('compatibility-only request fields', () => {
   let fake: FakeBackend;
@@ -27,7 +28,7 @@ describe('compatibility-only request fields', () => {
     await fake?.close();
   });
 
-  it('accepts and echoes penalties, verbosity, cache retention, reasoning summary and tool_choice none (61)', async () => {
+  it('accepts and echoes verbosity and cache retention without sending them to the backend, alongside penalties, a reasoning summary and tool_choice none without tools', async () => {
     // Not every field is in the SDK's request type yet; the wire format has them all.
     const response = await ferry.client.responses.create({
       model: 'm',
@@ -56,6 +57,24 @@ describe('compatibility-only request fields', () => {
     expect(sent).not.toContain('verbosity');
     expect(sent).not.toContain('24h');
     expect(sentMessages(fake).at(-1)).toMatchObject({ role: 'user' });
+  });
+
+  it('accepts client_metadata, prompt_cache_options, reasoning.mode and reasoning.context, echoing none of them', async () => {
+    const response = await postJson(ferry, '/v1/responses', {
+      model: 'm',
+      input: 'x',
+      client_metadata: { session_id: 'session-7' },
+      prompt_cache_options: { ttl: 'long' },
+      reasoning: { mode: 'auto', context: 'all_turns' },
+    });
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as Record<string, unknown>;
+    expect(body.status).toBe('completed');
+    expect(body).not.toHaveProperty('client_metadata');
+    expect(body).not.toHaveProperty('prompt_cache_options');
+    expect(body.reasoning).toEqual({ effort: null, summary: null });
+    const sent = JSON.stringify(fake.requests.at(-1)!.body);
+    for (const value of ['session-7', 'long', 'all_turns']) expect(sent).not.toContain(value);
   });
 
   it('sends SSE keep-alive comments while a stream is quiet', async () => {

@@ -56,7 +56,7 @@ describe.each(BACKEND_KINDS)('reasoning over %s', (kind) => {
     message?.[kind === 'ollama' ? 'thinking' : 'reasoning_content'];
 
   describe('reasoning items', () => {
-    it('streams thinking as a reasoning item before the message, with reasoning_text events (76, 96)', async () => {
+    it('streams thinking as a reasoning item before the message, with reasoning_text events and the asked-for summary (76, 77, 96, 97)', async () => {
       const checked = await stream({ input: 'Hi', reasoning: { summary: 'auto' } });
       const reasoning = checked.items[0]!;
       const thought = 'The user greets me. I should greet back.';

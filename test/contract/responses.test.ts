@@ -107,7 +107,7 @@ describe.each(BACKEND_KINDS)('Responses API over %s', (kind) => {
     });
   });
 
-  it('echoes metadata, instructions and sampling parameters (6, 13)', async () => {
+  it('echoes metadata, instructions and sampling parameters, and passes sampling to the backend (5, 6, 13)', async () => {
     const response = await client.responses.create({
       model: 'test-model',
       input: 'x',

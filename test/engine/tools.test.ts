@@ -101,6 +101,19 @@ describe('ToolSet', () => {
     expect(code!.check('{"input":"12a"}')).toHaveProperty('error');
   });
 
+  it('shows a Lark grammar to the model but does not check the input against it', () => {
+    const definition = 'start: "yes" | "no"';
+    const [lark] = ToolSet.from([
+      { type: 'custom', name: 'answer', format: { type: 'grammar', syntax: 'lark', definition } } as Tool,
+    ]).specs;
+    const input = (lark!.backendTool.parameters as { properties: { input: Record<string, unknown> } })
+      .properties.input;
+    expect(input.description).toContain(definition);
+    expect(input).not.toHaveProperty('pattern');
+    // No backend decodes Lark: text outside the grammar passes unchecked.
+    expect(lark!.check('{"input":"maybe"}')).toEqual({ arguments: '{"input":"maybe"}' });
+  });
+
   it('refuses hosted tools by index, but drops web_search', () => {
     const tools = ToolSet.from([{ type: 'web_search' } as Tool, fn('a')]);
     expect(tools.dropped).toEqual(['web_search']);
