@@ -7,6 +7,11 @@
 export type ResponseStatus = 'queued' | 'in_progress' | 'completed' | 'failed' | 'cancelled' | 'incomplete';
 export type ItemStatus = 'in_progress' | 'completed' | 'incomplete';
 
+/** A response that will not change any more: completed, failed, cancelled or incomplete. */
+export function isFinished(status: ResponseStatus): boolean {
+  return status !== 'queued' && status !== 'in_progress';
+}
+
 export interface OutputTextPart {
   type: 'output_text';
   text: string;

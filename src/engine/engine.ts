@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { CreateResponseRequest } from '../api/create-response.js';
 import { ApiError, invalidRequest } from '../api/errors.js';
 import { newId } from '../api/ids.js';
-import type { ResponseObject } from '../api/wire.js';
+import { isFinished, type ResponseObject } from '../api/wire.js';
 import { BackendError } from '../backends/errors.js';
 import type { BackendPart, BackendRequest } from '../backends/types.js';
 import type { FerryConfig } from '../config/schema.js';
@@ -233,7 +233,7 @@ export class ResponsesEngine {
       );
     }
     const status = chain.response.status;
-    if (status === 'queued' || status === 'in_progress') {
+    if (!isFinished(status)) {
       throw invalidRequest(
         `Previous response with id '${id}' is still ${status.replace('_', ' ')}; wait for it to finish.`,
         'previous_response_id',

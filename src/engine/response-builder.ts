@@ -14,6 +14,7 @@ import type {
   StreamEvent,
   SummaryTextPart,
 } from '../api/wire.js';
+import { isFinished } from '../api/wire.js';
 import type { BackendPart, BackendUsage, FinishReason } from '../backends/types.js';
 import { estimateTextTokens } from './tokens.js';
 
@@ -120,8 +121,7 @@ export class ResponseBuilder {
   }
 
   get isTerminal(): boolean {
-    const status = this.response.status;
-    return status !== 'queued' && status !== 'in_progress';
+    return isFinished(this.response.status);
   }
 
   // ── lifecycle ────────────────────────────────────────────────────────────

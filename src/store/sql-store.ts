@@ -1,6 +1,6 @@
 import type SQLite from 'better-sqlite3';
 import { Migrator, sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
-import type { ResponseObject } from '../api/wire.js';
+import { isFinished, type ResponseObject } from '../api/wire.js';
 import type { Database, ItemsTable } from './schema.js';
 import { migrationProvider } from './migrations.js';
 import { ChainCache } from './chain-cache.js';
@@ -113,7 +113,7 @@ export class SqlStore implements Store {
   async createResponse(record: NewResponse): Promise<void> {
     if (this.hotPath) {
       const texts = await this.exclusive((hotPath) => hotPath.createResponse(record));
-      if (isFinal(record.response.status))
+      if (isFinished(record.response.status))
         this.chains?.extend(
           record.tenant,
           { id: record.response.id, ancestors: record.ancestors, responseJson: texts.response },
@@ -127,7 +127,7 @@ export class SqlStore implements Store {
       return;
     }
     const { tenant, response } = record;
-    const final = isFinal(response.status);
+    const final = isFinished(response.status);
     await this.db.transaction().execute(async (trx) => {
       await trx
         .insertInto('responses')
@@ -236,7 +236,7 @@ export class SqlStore implements Store {
       if (cached) return cached;
       const generation = this.chains?.generation ?? 0;
       const loaded = await this.exclusive((hotPath) => hotPath.loadChain(tenant, responseId));
-      if (loaded && isFinal(loaded.chain.response.status))
+      if (loaded && isFinished(loaded.chain.response.status))
         this.chains?.remember(tenant, loaded.chain, loaded.responseJson, generation);
       return loaded?.chain;
     }
@@ -768,8 +768,4 @@ async function insertEvents(
       )
       .execute();
   }
-}
-
-function isFinal(status: ResponseObject['status']): boolean {
-  return status !== 'queued' && status !== 'in_progress';
 }

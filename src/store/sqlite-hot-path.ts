@@ -1,5 +1,5 @@
 import type SQLite from 'better-sqlite3';
-import type { ResponseObject } from '../api/wire.js';
+import { isFinished, type ResponseObject } from '../api/wire.js';
 import type { QueryObserver } from './open.js';
 import type { ChainContext, NewResponse, StoredItem } from './types.js';
 
@@ -71,7 +71,7 @@ export class SqliteHotPath {
         texts.inputs.push(body);
         this.observed(insertItem, () => insertItem.run(response.id, tenant, INPUT, position, item.id, body));
       });
-      if (response.status !== 'queued' && response.status !== 'in_progress') {
+      if (isFinished(response.status)) {
         response.output.forEach((item, position) => {
           const body = JSON.stringify(item);
           texts.outputs.push(body);

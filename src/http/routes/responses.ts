@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { CreateResponseRequest, IncludeValue } from '../../api/create-response.js';
 import { ApiError, invalidRequest, responseNotFound } from '../../api/errors.js';
 import { integer, parseOrThrow } from '../../api/validation.js';
-import type { ResponseObject, StreamEvent } from '../../api/wire.js';
+import { isFinished, type ResponseObject, type StreamEvent } from '../../api/wire.js';
 import { toStoredEvent } from '../../engine/background/event-log.js';
 import { QUEUED_EVENTS } from '../../engine/background/worker.js';
 import type { JobPayload, ResponsePlan } from '../../engine/engine.js';
@@ -217,7 +217,7 @@ async function waitUntilSettled(context: AppContext, tenant: string, id: string)
   for (;;) {
     const response = await context.store.getResponse(tenant, id);
     if (!response) throw responseNotFound(id);
-    if (!['queued', 'in_progress'].includes(response.status) || Date.now() > deadline) return response;
+    if (isFinished(response.status) || Date.now() > deadline) return response;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
