@@ -7,14 +7,26 @@
  * backend and the load generator to the other (when `taskset` exists). Writes
  * bench/results/<date>-<commit>.{json,md} and bench/results/latest.{json,md}, and prints the table.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { request } from 'undici';
 import type { HoldResult, LoadSpec, RequestsResult, StreamResult } from './load.js';
+import {
+  PINNING,
+  ROOT,
+  load,
+  post,
+  rssMb,
+  sleep,
+  startBareProxy,
+  startFake,
+  startFerry,
+  type Ferry,
+} from './processes.js';
 
 import { renderMarkdown, type BenchReport, type ChainPoint } from './report.js';
 
@@ -32,10 +44,6 @@ const { values: args } = parseArgs({
   },
 });
 const quick = args.quick;
-const ROOT = new URL('..', import.meta.url).pathname;
-const PINNING = hasTaskset();
-const FERRY_CPU = '1';
-const CLIENT_CPU = '0';
 
 const plan = quick
   ? {
@@ -58,153 +66,6 @@ const plan = quick
       jobs: 400,
       followUpMs: 2000,
     };
-
-// ── processes ──────────────────────────────────────────────────────────────
-
-function hasTaskset(): boolean {
-  try {
-    execFileSync('taskset', ['-c', '0', 'true']);
-    return cpus().length >= 2;
-  } catch {
-    return false;
-  }
-}
-
-function spawnOn(cpu: string, command: string[], options: { stdio?: 'pipe' | 'ignore' } = {}): ChildProcess {
-  const [program, ...rest] = PINNING ? ['taskset', '-c', cpu, ...command] : command;
-  return spawn(program!, rest, { cwd: ROOT, stdio: ['ignore', options.stdio ?? 'pipe', 'inherit'] });
-}
-
-const children: ChildProcess[] = [];
-process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
-
-async function firstLine(child: ChildProcess): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buffer = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString();
-      const newline = buffer.indexOf('\n');
-      if (newline !== -1) resolve(buffer.slice(0, newline));
-    });
-    child.once('exit', (code) => reject(new Error(`process exited with ${code}`)));
-  });
-}
-
-/** The reference proxy (bench/bare-proxy.ts), pinned where Ferry runs. */
-async function startBareProxy(backendUrl: string): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawnOn(FERRY_CPU, [
-    process.execPath,
-    '--import',
-    'tsx',
-    'bench/bare-proxy.ts',
-    '--backend',
-    backendUrl,
-  ]);
-  children.push(child);
-  const { port } = JSON.parse(await firstLine(child)) as { port: number };
-  return { url: `http://127.0.0.1:${port}`, child };
-}
-
-async function startFake(tokens: number, intervalMs: number): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawnOn(CLIENT_CPU, [
-    process.execPath,
-    '--import',
-    'tsx',
-    'bench/fake-backend.ts',
-    '--tokens',
-    String(tokens),
-    '--interval',
-    String(intervalMs),
-  ]);
-  children.push(child);
-  const { port } = JSON.parse(await firstLine(child)) as { port: number };
-  return { url: `http://127.0.0.1:${port}`, child };
-}
-
-interface Ferry {
-  url: string;
-  pid: number;
-  stop(): Promise<void>;
-}
-
-async function startFerry(
-  backendUrl: string,
-  database: string,
-  extra: Record<string, unknown> = {},
-): Promise<Ferry> {
-  const directory = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
-  const port = 20_000 + Math.floor(Math.random() * 20_000);
-  const config = join(directory, 'ferry.json');
-  writeFileSync(
-    config,
-    JSON.stringify({
-      host: '127.0.0.1',
-      port,
-      database: database === 'sqlite' ? join(directory, 'ferry.db') : database,
-      logLevel: 'info',
-      backends: [{ name: 'bench', kind: 'ollama', url: backendUrl, connections: 4096 }],
-      // Large enough that a 1,000-turn chain is sent whole: the chain benchmark measures loading it.
-      models: { bench: { contextWindow: 1_000_000 } },
-      background: { concurrency: 64 },
-      ...extra,
-    }),
-  );
-  const child = spawnOn(FERRY_CPU, [process.execPath, 'dist/cli/main.js', 'serve', '--config', config], {
-    stdio: 'ignore',
-  });
-  children.push(child);
-  const url = `http://127.0.0.1:${port}`;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const response = await request(`${url}/healthz`);
-      await response.body.dump();
-      if (response.statusCode === 200) break;
-    } catch {
-      if (attempt > 200) throw new Error('Ferry did not start');
-    }
-    await sleep(50);
-  }
-  return {
-    url,
-    pid: child.pid!,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await new Promise((resolve) => child.once('exit', resolve));
-      rmSync(directory, { recursive: true, force: true });
-    },
-  };
-}
-
-const specDirectory = mkdtempSync(join(tmpdir(), 'ferry-bench-load-'));
-process.on('exit', () => rmSync(specDirectory, { recursive: true, force: true }));
-let specs = 0;
-
-async function load<T>(spec: LoadSpec): Promise<T> {
-  const file = join(specDirectory, `${++specs}.json`);
-  writeFileSync(file, JSON.stringify(spec));
-  const child = spawnOn(CLIENT_CPU, [process.execPath, '--import', 'tsx', 'bench/load.ts', file]);
-  children.push(child);
-  return JSON.parse(await firstLine(child)) as T;
-}
-
-function rssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 102.4) / 10;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function post(url: string, body: unknown): Promise<Record<string, unknown>> {
-  const response = await request(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const json = (await response.body.json()) as Record<string, unknown>;
-  if (response.statusCode !== 200)
-    throw new Error(`POST ${url}: ${response.statusCode} ${JSON.stringify(json)}`);
-  return json;
-}
 
 // ── bodies ─────────────────────────────────────────────────────────────────
 

@@ -1,0 +1,154 @@
+/**
+ * `npm run bench:profile [-- --concurrency 16] [-- --seconds 5] [-- --body stored|unstored|stream] [-- --plain]`
+ *
+ * Profiles Ferry under the benchmark's load: the fake backend and Ferry as `npm run bench`
+ * starts them, Ferry under `node --cpu-prof`, a closed loop of requests for a few seconds,
+ * then a summary of where Ferry's CPU went (by area: Ferry's own folders, each library, Node's
+ * internals, the garbage collector) and the functions with the most self time. The profile
+ * itself is kept for a flame graph (Chrome DevTools or speedscope open `.cpuprofile` files).
+ * `--plain` runs the same load without the profiler (which slows Ferry), for before/after rates.
+ */
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { RequestsResult } from './load.js';
+import { load, startFake, startFerry } from './processes.js';
+
+const { values: args } = parseArgs({
+  options: {
+    concurrency: { type: 'string', default: '16' },
+    seconds: { type: 'string', default: '5' },
+    body: { type: 'string', default: 'stored' },
+    top: { type: 'string', default: '30' },
+    plain: { type: 'boolean', default: false },
+    /** Extra `node` flags for Ferry, space-separated (e.g. "--max-semi-space-size=32"). */
+    'node-flags': { type: 'string', default: '' },
+  },
+});
+
+const BODIES: Record<string, object> = {
+  stored: { model: 'bench', input: 'hello' },
+  unstored: { model: 'bench', input: 'hello', store: false },
+  stream: { model: 'bench', input: 'hello', stream: true, store: false },
+};
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  startTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Which part of the system a frame belongs to. */
+function areaOf(frame: ProfileNode['callFrame']): string {
+  const { url, functionName } = frame;
+  if (!url) return functionName.startsWith('(') ? functionName : '(native)';
+  const library = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (library) return library[1]!;
+  const own = /\/dist\/([^/]+)\//.exec(url);
+  if (own) return `ferry ${own[1]}`;
+  if (url.startsWith('node:')) return `node ${url.slice(5).split('/').slice(0, 2).join('/')}`;
+  return url;
+}
+
+/** Self time per function and per area, counting only samples in [from, to] (monotonic µs). */
+function summarise(profile: CpuProfile, from: number, to: number, top: number): string {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const selfMicros = new Map<number, number>();
+  let at = profile.startTime;
+  profile.samples.forEach((id, index) => {
+    const delta = profile.timeDeltas[index] ?? 0;
+    at += delta;
+    if (at >= from && at <= to) selfMicros.set(id, (selfMicros.get(id) ?? 0) + delta);
+  });
+  const areas = new Map<string, number>();
+  const functions = new Map<string, number>();
+  let busy = 0;
+  for (const [id, micros] of selfMicros) {
+    const frame = byId.get(id)!.callFrame;
+    if (frame.functionName === '(idle)') continue;
+    busy += micros;
+    const area = areaOf(frame);
+    areas.set(area, (areas.get(area) ?? 0) + micros);
+    const name = `${frame.functionName || '(anonymous)'}  ${frame.url.replace(/.*node_modules\//, '').replace(/.*\/dist\//, 'dist/')}:${frame.lineNumber + 1}`;
+    functions.set(name, (functions.get(name) ?? 0) + micros);
+  }
+  const table = (rows: Map<string, number>, limit: number) =>
+    [...rows]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, limit)
+      .map(([name, micros]) => `${((100 * micros) / busy).toFixed(1).padStart(5)} %  ${name}`)
+      .join('\n');
+  return `Busy CPU ${(busy / 1e6).toFixed(2)} s\n\nBy area (self time)\n${table(areas, 40)}\n\nTop functions (self time)\n${table(functions, top)}\n`;
+}
+
+/** User plus system CPU time of a process so far (Linux), in microseconds. */
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3.
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = 100;
+
+/** V8's profile clock and `process.hrtime` are both the monotonic clock. */
+const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n);
+
+async function main(): Promise<void> {
+  const directory = mkdtempSync(join(tmpdir(), 'ferry-profile-'));
+  const fake = await startFake(16, 0);
+  const flags = [
+    ...(args['node-flags'] ? args['node-flags'].split(' ') : []),
+    ...(args.plain ? [] : ['--cpu-prof', '--cpu-prof-dir', directory]),
+  ];
+  const ferry = await startFerry(fake.url, 'sqlite', {}, flags);
+  const body = BODIES[args.body!];
+  if (!body) throw new Error(`--body must be one of ${Object.keys(BODIES).join(', ')}`);
+  const spec = {
+    mode: 'requests' as const,
+    origin: ferry.url,
+    path: '/v1/responses',
+    body: JSON.stringify(body),
+    concurrency: Number(args.concurrency),
+  };
+  await load<RequestsResult>({ ...spec, durationMs: 1000, warmupMs: 0 });
+  const cpuBefore = cpuMicros(ferry.pid);
+  const started = monotonicMicros();
+  const result = await load<RequestsResult>({
+    ...spec,
+    durationMs: Number(args.seconds) * 1000,
+    warmupMs: 0,
+  });
+  const cpuPerRequest = (cpuMicros(ferry.pid) - cpuBefore) / result.requests;
+  const to = monotonicMicros();
+  const from = started;
+  await ferry.stop();
+  fake.child.kill();
+  process.stdout.write(
+    `${Math.round(result.rps)} rps, p50 ${(result.latency.p50 / 1000).toFixed(3)} ms, p99 ${(result.latency.p99 / 1000).toFixed(3)} ms, ${result.errors} errors (concurrency ${args.concurrency}, ${args.body})\n` +
+      `Ferry's CPU per request: ${Math.round(cpuPerRequest)} µs (user + system, from /proc)\n`,
+  );
+  if (args.plain) return;
+  // The main thread's profile (worker threads, such as the WAL checkpointer, write their own).
+  const file = readdirSync(directory)
+    .filter((name) => name.endsWith('.cpuprofile'))
+    .sort()[0];
+  if (!file) throw new Error('Ferry wrote no profile');
+  const profile = JSON.parse(readFileSync(join(directory, file), 'utf8')) as CpuProfile;
+  process.stdout.write(
+    `Profile: ${join(directory, file)}\n\n${summarise(profile, from, to, Number(args.top))}`,
+  );
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`profile failed: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);
