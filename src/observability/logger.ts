@@ -31,8 +31,32 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: SECRET_PATHS, censor: '[redacted]' },
     },
-    destination,
+    destination ?? stdoutInBatches(),
   );
+}
+
+/**
+ * Stdout, written synchronously a few kilobytes at a time. pino's default hands every line to
+ * a libuv thread, and on a busy core the thread switch cost the event loop about 36 µs per
+ * request line (BENCHMARKS.md); one `write` per 4 KB costs about a microsecond. Lines wait at
+ * most `periodicFlush` ms, and what is left is written when the process exits. One stream for
+ * the process, however many loggers write to it.
+ */
+let stdout: ReturnType<typeof pino.destination> | undefined;
+
+function stdoutInBatches(): pino.DestinationStream {
+  if (!stdout) {
+    const stream = pino.destination({ dest: 1, sync: true, minLength: 4096, periodicFlush: 200 });
+    process.once('exit', () => {
+      try {
+        stream.flushSync();
+      } catch {
+        // Stdout is gone (a closed pipe): nothing left to write to.
+      }
+    });
+    stdout = stream;
+  }
+  return stdout;
 }
 
 export type { Logger };

@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startFakeOllama } from '../support/fake-ollama.js';
 import { runCli, startFerryProcess, waitForExit } from '../support/process.js';
 import type { FakeBackend } from '../support/scenario.js';
@@ -24,10 +24,32 @@ describe('the ferry command', () => {
         body: JSON.stringify({ model: 'm', input: 'from the cli' }),
       });
       expect(response.status).toBe(200);
+      // Log lines leave in batches, yet within a fraction of a second.
+      const requestId = response.headers.get('x-request-id')!;
+      await vi.waitFor(() => expect(ferry.output()).toContain(`"reqId":"${requestId}"`), {
+        timeout: 2_000,
+        interval: 20,
+      });
     } finally {
       expect(await ferry.stop('SIGTERM')).toBe(0);
     }
     expect(ferry.output()).toContain('Ferry is listening');
+  });
+
+  it('writes every buffered log line before it exits', async () => {
+    const database = join(mkdtempSync(join(tmpdir(), 'ferry-cli-')), 'ferry.db');
+    const ferry = await startFerryProcess(['--database', database, '--backend', `local=ollama:${fake.url}`]);
+    const requestIds: string[] = [];
+    try {
+      for (let index = 0; index < 3; index++) {
+        const response = await fetch(`${ferry.url}/healthz`);
+        requestIds.push(response.headers.get('x-request-id')!);
+      }
+    } finally {
+      // At once: the lines of these requests are still in the buffer.
+      expect(await ferry.stop('SIGTERM')).toBe(0);
+    }
+    for (const requestId of requestIds) expect(ferry.output()).toContain(`"reqId":"${requestId}"`);
   });
 
   it('takes its settings from the environment too', async () => {
