@@ -6,7 +6,8 @@ import { migrationProvider } from './migrations.js';
 import { ChainCache } from './chain-cache.js';
 import type { QueryObserver } from './open.js';
 import type { Checkpointer } from './sqlite-checkpointer.js';
-import { SqliteHotPath, toStoredItem } from './sqlite-hot-path.js';
+import { GroupCommit } from './group-commit.js';
+import { SqliteHotPath, toStoredItem, type StoredTexts } from './sqlite-hot-path.js';
 import type {
   CancelOutcome,
   ChainContext,
@@ -50,6 +51,10 @@ export class SqlStore implements Store {
   /** SQLite only: the database handle, its checkpointer, and (once migrated) the hot-path statements. */
   private readonly sqlite: SqliteHandle | undefined;
   private hotPath: SqliteHotPath | undefined;
+  /** SQLite only: responses stored in the same turn of the event loop share a transaction. */
+  private readonly responseWrites = new GroupCommit<NewResponse, StoredTexts>((records) =>
+    this.exclusive((hotPath) => hotPath.createResponses(records)),
+  );
   /** SQLite only (this process is the one writer): chains of recent responses, see chain-cache.ts. */
   private readonly chains: ChainCache | undefined;
 
@@ -112,7 +117,7 @@ export class SqlStore implements Store {
 
   async createResponse(record: NewResponse): Promise<void> {
     if (this.hotPath) {
-      const texts = await this.exclusive((hotPath) => hotPath.createResponse(record));
+      const texts = await this.responseWrites.add(record);
       if (isFinished(record.response.status))
         this.chains?.extend(
           record.tenant,

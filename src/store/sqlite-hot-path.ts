@@ -1,5 +1,6 @@
 import type SQLite from 'better-sqlite3';
 import { isFinished, type ResponseObject } from '../api/wire.js';
+import type { Settled } from './group-commit.js';
 import type { QueryObserver } from './open.js';
 import type { ChainContext, NewResponse, StoredItem } from './types.js';
 
@@ -28,7 +29,8 @@ export class SqliteHotPath {
   private readonly selectChainItems: SQLite.Statement<[string], { item_id: string; body: string }>;
   private readonly itemsById = new Map<number, SQLite.Statement>();
   /** Stores a response and returns the texts it stored (for the chain cache). */
-  readonly createResponse: (record: NewResponse) => StoredTexts;
+  private readonly createResponse: (record: NewResponse) => StoredTexts;
+  private readonly createAll: (records: readonly NewResponse[]) => StoredTexts[];
 
   constructor(
     private readonly database: SQLite.Database,
@@ -46,7 +48,7 @@ export class SqliteHotPath {
     this.selectChainItems = database.prepare(
       'select items.item_id, items.body from json_each(?) as chain join items on items.response_id = chain.value order by chain.key, items.kind, items.position',
     );
-    this.createResponse = database.transaction((record: NewResponse): StoredTexts => {
+    const insert = (record: NewResponse): StoredTexts => {
       const { tenant, response } = record;
       const { insertResponse, insertItem } = this;
       const texts: StoredTexts = {
@@ -81,6 +83,29 @@ export class SqliteHotPath {
         });
       }
       return texts;
+    };
+    this.createResponse = database.transaction(insert);
+    this.createAll = database.transaction((records: readonly NewResponse[]) => records.map(insert));
+  }
+
+  /**
+   * Stores responses in one transaction, or, if that fails, each in its own, so that one bad
+   * record (a duplicate id, say) fails alone. Returns the stored texts (for the chain cache).
+   */
+  createResponses(records: readonly NewResponse[]): Settled<StoredTexts>[] {
+    if (records.length > 1) {
+      try {
+        return this.createAll(records).map((value) => ({ ok: true, value }));
+      } catch {
+        // Retried one by one below, so the failure lands on the record that caused it.
+      }
+    }
+    return records.map((record) => {
+      try {
+        return { ok: true, value: this.createResponse(record) };
+      } catch (error) {
+        return { ok: false, error };
+      }
     });
   }
 

@@ -99,6 +99,52 @@ describe.each(Object.keys(targets))('store conformance: %s', (name) => {
     expect((await store.findItems('t1', [input[0]!.id])).size).toBe(0);
   });
 
+  it('stores responses created together, and one that cannot be stored fails alone', async () => {
+    const stored = finished('first');
+    await store.createResponse({
+      tenant: 't1',
+      response: stored,
+      ancestors: [],
+      inputItems: [],
+      expiresAt: 2e9,
+    });
+    // Created in the same turn of the event loop: on SQLite these share one transaction.
+    const together = [finished('a'), finished('b'), finished('c')];
+    const outcomes = await Promise.allSettled([
+      ...together.map((response) =>
+        store.createResponse({
+          tenant: 't1',
+          response,
+          ancestors: [],
+          inputItems: [message('user', response.id)],
+          expiresAt: 2e9,
+        }),
+      ),
+      // Its id is taken: only this one may fail.
+      store.createResponse({
+        tenant: 't1',
+        response: { ...finished('duplicate'), id: stored.id },
+        ancestors: [],
+        inputItems: [],
+        expiresAt: 2e9,
+      }),
+    ]);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual([
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+      'rejected',
+    ]);
+    for (const response of together) {
+      expect(await store.getResponse('t1', response.id)).toEqual(response);
+      const page = await store.listInputItems('t1', response.id, { limit: 10, order: 'asc' });
+      expect(page?.data.map((item) => item.body.content)).toEqual([
+        [{ type: 'input_text', text: response.id }],
+      ]);
+    }
+    expect(await store.getResponse('t1', stored.id)).toEqual(stored);
+  });
+
   it('pages input items in both orders with after and has_more', async () => {
     const response = finished('x');
     const input = Array.from({ length: 5 }, (_, i) => message('user', `m${i}`));
