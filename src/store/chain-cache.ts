@@ -1,12 +1,32 @@
 import type { ResponseObject } from '../api/wire.js';
 import type { ChainContext, StoredItem } from './types.js';
 
-interface CachedChain {
-  /** The head response as stored; parsed anew for each caller, who may change its copy. */
+/** An item as stored: its id and its JSON text. */
+export interface ItemText {
+  id: string;
+  text: string;
+}
+
+/** A chain as read from the database (or just written to it), not yet parsed. */
+export interface RawChain {
+  /** The head response as stored. */
   responseJson: string;
   path: readonly string[];
-  /** Frozen: callers share these arrays and items. */
-  items: readonly StoredItem[];
+  items: readonly ItemText[];
+}
+
+/** A cached item: parsed (and frozen) the first time a chain containing it is handed out. */
+interface CachedItem extends ItemText {
+  parsed?: StoredItem;
+}
+
+interface CachedChain {
+  /** Parsed anew for each caller, who may change its copy. */
+  responseJson: string;
+  path: readonly string[];
+  items: readonly CachedItem[];
+  /** Characters of JSON this entry holds, for the budget. */
+  size: number;
 }
 
 /**
@@ -15,9 +35,13 @@ interface CachedChain {
  * X's cached chain by the new turn's items. Without it a follow-up at depth 1,000 spent about
  * 10 ms reading and parsing 2,000 items (BENCHMARKS.md).
  *
+ * Items are kept as the JSON text that was stored and parsed only when a chain is first
+ * continued: most responses never are, and a string costs the garbage collector far less than
+ * the objects it parses into. Parsed items are frozen and shared by every chain that holds them.
+ *
  * Sound only where this process is the database's one writer (SQLite): a stored response that
  * is final never changes, and the owner clears the cache whenever a response is deleted or
- * purged. Bounded by the total length of the cached item lists, oldest use evicted first.
+ * purged. Bounded by the characters of JSON it holds, least recently used evicted first.
  */
 export class ChainCache {
   private readonly chains = new Map<string, CachedChain>();
@@ -25,7 +49,7 @@ export class ChainCache {
   /** Bumped before and after deletions, so a load that raced one is not remembered afterwards. */
   private clears = 0;
 
-  constructor(private readonly maxItems = 200_000) {}
+  constructor(private readonly maxChars = 64 * 1024 * 1024) {}
 
   get(tenant: string, id: string): ChainContext | undefined {
     const key = cacheKey(tenant, id);
@@ -37,7 +61,7 @@ export class ChainCache {
     return {
       response: JSON.parse(cached.responseJson) as ResponseObject,
       path: cached.path as string[],
-      items: cached.items as StoredItem[],
+      items: cached.items.map(parsedItem),
     };
   }
 
@@ -47,13 +71,9 @@ export class ChainCache {
   }
 
   /** Keeps a chain loaded from the database, unless the cache was cleared since `generation`. */
-  remember(tenant: string, chain: ChainContext, responseJson: string, generation: number): void {
+  remember(tenant: string, chain: RawChain, generation: number): void {
     if (generation !== this.clears) return;
-    this.put(cacheKey(tenant, chain.path.at(-1)!), {
-      responseJson,
-      path: Object.freeze([...chain.path]),
-      items: Object.freeze(chain.items.map(deepFreeze)),
-    });
+    this.put(cacheKey(tenant, chain.path.at(-1)!), chain.responseJson, chain.path, chain.items);
   }
 
   /**
@@ -64,21 +84,18 @@ export class ChainCache {
   extend(
     tenant: string,
     stored: { id: string; ancestors: readonly string[]; responseJson: string },
-    inputs: readonly StoredItem[],
-    outputs: readonly StoredItem[],
+    inputs: readonly ItemText[],
+    outputs: readonly ItemText[],
   ): void {
     const previousId = stored.ancestors.at(-1);
     const previous = previousId === undefined ? undefined : this.chains.get(cacheKey(tenant, previousId));
     if (previousId !== undefined && previous?.path.length !== stored.ancestors.length) return;
-    this.put(cacheKey(tenant, stored.id), {
-      responseJson: stored.responseJson,
-      path: Object.freeze([...stored.ancestors, stored.id]),
-      items: Object.freeze([
-        ...(previous?.items ?? []),
-        ...inputs.map(deepFreeze),
-        ...outputs.map(deepFreeze),
-      ]),
-    });
+    this.put(
+      cacheKey(tenant, stored.id),
+      stored.responseJson,
+      [...stored.ancestors, stored.id],
+      [...(previous?.items ?? []), ...inputs, ...outputs],
+    );
   }
 
   /** Call before deleting responses: loads already reading will not be remembered. */
@@ -93,21 +110,45 @@ export class ChainCache {
     this.clears++;
   }
 
-  private put(key: string, chain: CachedChain): void {
-    if (chain.items.length > this.maxItems) return;
+  private put(
+    key: string,
+    responseJson: string,
+    path: readonly string[],
+    items: readonly CachedItem[],
+  ): void {
+    let size = responseJson.length;
+    for (const item of items) size += item.text.length;
+    if (size > this.maxChars) return;
     const replaced = this.chains.get(key);
     if (replaced) {
       this.chains.delete(key);
-      this.size -= replaced.items.length;
+      this.size -= replaced.size;
     }
-    this.chains.set(key, chain);
-    this.size += chain.items.length;
+    this.chains.set(key, { responseJson, path: Object.freeze([...path]), items: Object.freeze(items), size });
+    this.size += size;
     for (const [oldest, evicted] of this.chains) {
-      if (this.size <= this.maxItems) break;
+      if (this.size <= this.maxChars) break;
       this.chains.delete(oldest);
-      this.size -= evicted.items.length;
+      this.size -= evicted.size;
     }
   }
+}
+
+/** A chain read from the database, parsed for a caller (when the cache does not keep it). */
+export function parseChain(chain: RawChain): ChainContext {
+  return {
+    response: JSON.parse(chain.responseJson) as ResponseObject,
+    path: [...chain.path],
+    items: chain.items.map(parseItem),
+  };
+}
+
+export function parseItem(item: ItemText): StoredItem {
+  return { id: item.id, body: JSON.parse(item.text) as Record<string, unknown> };
+}
+
+function parsedItem(item: CachedItem): StoredItem {
+  return (item.parsed ??= deepFreeze(parseItem(item)));
 }
 
 function cacheKey(tenant: string, id: string): string {

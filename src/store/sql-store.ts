@@ -3,7 +3,7 @@ import { Migrator, sql, type ExpressionBuilder, type Kysely, type Transaction } 
 import { isFinished, type ResponseObject } from '../api/wire.js';
 import type { Database, ItemsTable } from './schema.js';
 import { migrationProvider } from './migrations.js';
-import { ChainCache } from './chain-cache.js';
+import { ChainCache, parseChain } from './chain-cache.js';
 import type { QueryObserver } from './open.js';
 import type { Checkpointer } from './sqlite-checkpointer.js';
 import { GroupCommit } from './group-commit.js';
@@ -122,12 +122,8 @@ export class SqlStore implements Store {
         this.chains?.extend(
           record.tenant,
           { id: record.response.id, ancestors: record.ancestors, responseJson: texts.response },
-          texts.inputs.map((body, position) =>
-            toStoredItem({ item_id: record.inputItems[position]!.id, body }),
-          ),
-          texts.outputs.map((body, position) =>
-            toStoredItem({ item_id: record.response.output[position]!.id, body }),
-          ),
+          texts.inputs,
+          texts.outputs,
         );
       return;
     }
@@ -241,9 +237,11 @@ export class SqlStore implements Store {
       if (cached) return cached;
       const generation = this.chains?.generation ?? 0;
       const loaded = await this.exclusive((hotPath) => hotPath.loadChain(tenant, responseId));
-      if (loaded && isFinished(loaded.chain.response.status))
-        this.chains?.remember(tenant, loaded.chain, loaded.responseJson, generation);
-      return loaded?.chain;
+      if (!loaded) return undefined;
+      const chain = parseChain(loaded);
+      // Kept only once final: an unfinished response may still change.
+      if (isFinished(chain.response.status)) this.chains?.remember(tenant, loaded, generation);
+      return chain;
     }
     const head = await this.db
       .selectFrom('responses')

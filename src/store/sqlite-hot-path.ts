@@ -1,5 +1,6 @@
 import type SQLite from 'better-sqlite3';
 import { isFinished, type ResponseObject } from '../api/wire.js';
+import { parseItem, type ItemText, type RawChain } from './chain-cache.js';
 import type { Settled } from './group-commit.js';
 import type { QueryObserver } from './open.js';
 import type { ChainContext, NewResponse, StoredItem } from './types.js';
@@ -7,10 +8,11 @@ import type { ChainContext, NewResponse, StoredItem } from './types.js';
 const INPUT = 0;
 const OUTPUT = 1;
 
+/** What a response was stored as, for the chain cache. */
 export interface StoredTexts {
   response: string;
-  inputs: string[];
-  outputs: string[];
+  inputs: ItemText[];
+  outputs: ItemText[];
 }
 
 /**
@@ -26,7 +28,7 @@ export class SqliteHotPath {
   private readonly insertItem: SQLite.Statement;
   private readonly selectBody: SQLite.Statement<[string, string], { body: string }>;
   private readonly selectHead: SQLite.Statement<[string, string], { ancestors: string; body: string }>;
-  private readonly selectChainItems: SQLite.Statement<[string], { item_id: string; body: string }>;
+  private readonly selectChainItems: SQLite.Statement<[string], ItemText>;
   private readonly itemsById = new Map<number, SQLite.Statement>();
   /** Stores a response and returns the texts it stored (for the chain cache). */
   private readonly createResponse: (record: NewResponse) => StoredTexts;
@@ -46,7 +48,7 @@ export class SqliteHotPath {
     this.selectHead = database.prepare('select ancestors, body from responses where id = ? and tenant = ?');
     // The chain's ids go in as one JSON array; its order (json_each's key) orders the items.
     this.selectChainItems = database.prepare(
-      'select items.item_id, items.body from json_each(?) as chain join items on items.response_id = chain.value order by chain.key, items.kind, items.position',
+      'select items.item_id as id, items.body as text from json_each(?) as chain join items on items.response_id = chain.value order by chain.key, items.kind, items.position',
     );
     const insert = (record: NewResponse): StoredTexts => {
       const { tenant, response } = record;
@@ -70,13 +72,13 @@ export class SqliteHotPath {
       );
       record.inputItems.forEach((item, position) => {
         const body = JSON.stringify(item.body);
-        texts.inputs.push(body);
+        texts.inputs.push({ id: item.id, text: body });
         this.observed(insertItem, () => insertItem.run(response.id, tenant, INPUT, position, item.id, body));
       });
       if (isFinished(response.status)) {
         response.output.forEach((item, position) => {
           const body = JSON.stringify(item);
-          texts.outputs.push(body);
+          texts.outputs.push({ id: item.id, text: body });
           this.observed(insertItem, () =>
             insertItem.run(response.id, tenant, OUTPUT, position, item.id, body),
           );
@@ -114,17 +116,14 @@ export class SqliteHotPath {
     return row ? (JSON.parse(row.body) as ResponseObject) : undefined;
   }
 
-  /** The chain, and the head response's stored text. */
-  loadChain(tenant: string, responseId: string): { chain: ChainContext; responseJson: string } | undefined {
+  /** The chain as stored, unparsed (the chain cache parses what it hands out). */
+  loadChain(tenant: string, responseId: string): RawChain | undefined {
     const head = this.observed(this.selectHead, () => this.selectHead.get(responseId, tenant));
     if (!head) return undefined;
     const path = [...(JSON.parse(head.ancestors) as string[]), responseId];
     const chain = JSON.stringify(path);
-    const rows = this.observed(this.selectChainItems, () => this.selectChainItems.all(chain));
-    return {
-      chain: { response: JSON.parse(head.body) as ResponseObject, path, items: rows.map(toStoredItem) },
-      responseJson: head.body,
-    };
+    const items = this.observed(this.selectChainItems, () => this.selectChainItems.all(chain));
+    return { responseJson: head.body, path, items };
   }
 
   findItems(tenant: string, ids: readonly string[]): Map<string, StoredItem> {
@@ -170,5 +169,5 @@ export class SqliteHotPath {
 }
 
 export function toStoredItem(row: { item_id: string; body: string }): StoredItem {
-  return { id: row.item_id, body: JSON.parse(row.body) as Record<string, unknown> };
+  return parseItem({ id: row.item_id, text: row.body });
 }

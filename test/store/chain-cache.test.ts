@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { ResponseObject } from '../../src/api/wire.js';
-import { ChainCache } from '../../src/store/chain-cache.js';
-import type { StoredItem } from '../../src/store/types.js';
+import { ChainCache, type ItemText } from '../../src/store/chain-cache.js';
 
-const item = (id: string): StoredItem => ({ id, body: { id, type: 'message', content: [{ text: id }] } });
+const body = (id: string) => ({ id, type: 'message', content: [{ text: id }] });
+const item = (id: string): ItemText => ({ id, text: JSON.stringify(body(id)) });
 const stored = (id: string, ancestors: string[]) => ({
   id,
   ancestors,
@@ -17,7 +17,7 @@ describe('ChainCache', () => {
     cache.extend('t', stored('r2', ['r1']), [item('u2')], [item('a2')]);
     const chain = cache.get('t', 'r2')!;
     expect(chain.path).toEqual(['r1', 'r2']);
-    expect(chain.items.map((entry) => entry.id)).toEqual(['u1', 'a1', 'u2', 'a2']);
+    expect(chain.items).toEqual(['u1', 'a1', 'u2', 'a2'].map((id) => ({ id, body: body(id) })));
     expect((chain.response as ResponseObject).id).toBe('r2');
     expect(cache.get('other-tenant', 'r2')).toBeUndefined();
   });
@@ -34,19 +34,20 @@ describe('ChainCache', () => {
 
   it('does not remember a load that raced a deletion', () => {
     const cache = new ChainCache();
-    const chain = { response: { id: 'r1' } as ResponseObject, path: ['r1'], items: [item('u1')] };
+    const chain = { responseJson: '{"id":"r1"}', path: ['r1'], items: [item('u1')] };
     const generation = cache.generation;
     cache.invalidateLoads();
-    cache.remember('t', chain, '{"id":"r1"}', generation);
+    cache.remember('t', chain, generation);
     expect(cache.get('t', 'r1')).toBeUndefined();
-    cache.remember('t', chain, '{"id":"r1"}', cache.generation);
-    expect(cache.get('t', 'r1')?.items).toEqual([item('u1')]);
+    cache.remember('t', chain, cache.generation);
+    expect(cache.get('t', 'r1')?.items).toEqual([{ id: 'u1', body: body('u1') }]);
     cache.clear();
     expect(cache.get('t', 'r1')).toBeUndefined();
   });
 
-  it('stays within its item budget, evicting the least recently used chain', () => {
-    const cache = new ChainCache(5);
+  it('stays within its budget of JSON characters, evicting the least recently used chain', () => {
+    const chainSize = stored('a', []).responseJson.length + 2 * item('a1').text.length;
+    const cache = new ChainCache(2 * chainSize + 10);
     cache.extend('t', stored('a', []), [item('a1'), item('a2')], []);
     cache.extend('t', stored('b', []), [item('b1'), item('b2')], []);
     expect(cache.get('t', 'a')).toBeDefined(); // now b is the least recently used
@@ -65,12 +66,17 @@ describe('ChainCache', () => {
     expect(cache.get('t', 'c')).toBeDefined();
   });
 
-  it('hands out frozen items, and a fresh response object each time', () => {
+  it('parses an item once, hands it out frozen, and a fresh response object each time', () => {
     const cache = new ChainCache();
     cache.extend('t', stored('r1', []), [item('u1')], []);
     const first = cache.get('t', 'r1')!;
     expect(Object.isFrozen(first.items[0]!.body)).toBe(true);
     first.response.status = 'failed';
-    expect(cache.get('t', 'r1')!.response.status).toBe('completed');
+    const second = cache.get('t', 'r1')!;
+    expect(second.response.status).toBe('completed');
+    expect(second.items[0]).toBe(first.items[0]);
+    // A chain that continues this one shares its parsed items.
+    cache.extend('t', stored('r2', ['r1']), [item('u2')], []);
+    expect(cache.get('t', 'r2')!.items[0]).toBe(first.items[0]);
   });
 });
