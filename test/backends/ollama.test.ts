@@ -6,6 +6,7 @@ import type { BackendPart } from '../../src/backends/types.js';
 import type { UpstreamOptions } from '../../src/backends/upstream.js';
 import { chatRequest, rejectionOf, runChat, summarizeParts } from '../support/backend-parts.js';
 import { startFakeOllama } from '../support/fake-ollama.js';
+import { startReplayServer } from '../support/replay-server.js';
 import { echoScenario, type FakeBackend } from '../support/scenario.js';
 
 const OPTIONS: UpstreamOptions = {
@@ -145,6 +146,37 @@ describe('OllamaBackend streaming', () => {
     fake.enqueue({ steps: [{ type: 'drop' }] }, { steps: [{ type: 'drop' }] });
     await backendError(runChat(backend, chatRequest({ stream: false })));
     await backendError(runChat(backend, chatRequest()));
+  });
+});
+
+describe('OllamaBackend connections', () => {
+  it('keeps a stream’s connection for the next request when the done line arrives before the body ends', async () => {
+    // Stopping at the done line must not tear the connection down (nor build an AbortError).
+    const lines = [
+      { model: 'm', message: { role: 'assistant', content: 'hi' }, done: false },
+      { model: 'm', message: { role: 'assistant', content: '' }, done: true, done_reason: 'stop' },
+    ]
+      .map((line) => `${JSON.stringify(line)}\n`)
+      .join('');
+    const server = await startReplayServer([
+      {
+        path: '/api/chat',
+        contentType: 'application/x-ndjson',
+        body: `${lines}\n`,
+        splitAt: [lines.length],
+        pieceGapMs: 30,
+      },
+    ]);
+    try {
+      const streaming = backendWith({}, server.url);
+      for (let turn = 0; turn < 3; turn++) {
+        expect(summarizeParts((await runChat(streaming, chatRequest())).parts).text).toBe('hi');
+        await new Promise((resolve) => setTimeout(resolve, 80));
+      }
+      expect(server.connections).toBe(1);
+    } finally {
+      await server.close();
+    }
   });
 });
 

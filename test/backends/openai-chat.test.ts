@@ -205,6 +205,26 @@ describe('OpenAIChatBackend with hand-made streams', () => {
     return server;
   }
 
+  it('keeps a stream’s connection for the next request when [DONE] arrives before the body ends', async () => {
+    const events = `${sse(delta({ role: 'assistant', content: 'hi' }), delta({}, 'stop'))}data: [DONE]\n\n`;
+    const server = await startReplayServer([
+      {
+        path: '/v1/chat/completions',
+        contentType: 'text/event-stream',
+        body: `${events}: end\n\n`,
+        splitAt: [events.length],
+        pieceGapMs: 30,
+      },
+    ]);
+    cleanups.push(() => server.close());
+    const streaming = makeBackend(`${server.url}/v1`);
+    for (let turn = 0; turn < 3; turn++) {
+      expect(summarizeParts((await runChat(streaming, chatRequest())).parts).text).toBe('hi');
+      await new Promise((resolve) => setTimeout(resolve, 80));
+    }
+    expect(server.connections).toBe(1);
+  });
+
   it('puts interleaved argument fragments of two calls back on the right calls', async () => {
     const fragment = (index: number, args: string, opening?: { id: string; name: string }) =>
       delta({

@@ -22,6 +22,8 @@ export interface ReplayRoute {
   body?: string | Uint8Array;
   /** Byte offsets where the body is cut into separate writes. */
   splitAt?: number[];
+  /** Milliseconds between the pieces (default: just enough for separate reads). */
+  pieceGapMs?: number;
 }
 
 export interface ReplayedRequest {
@@ -34,6 +36,8 @@ export interface ReplayServer {
   /** `http://127.0.0.1:PORT` (add the API prefix the client expects, such as `/v1`). */
   readonly url: string;
   readonly requests: ReplayedRequest[];
+  /** TCP connections accepted so far (a kept-alive client reuses one). */
+  readonly connections: number;
   close(): Promise<void>;
 }
 
@@ -60,18 +64,23 @@ export async function startReplayServer(routes: ReplayRoute[]): Promise<ReplaySe
       res.writeHead(route.status, headers);
       for (const [index, piece] of route.pieces.entries()) {
         if (res.destroyed) return;
-        if (index > 0) await sleep(PIECE_GAP_MS);
+        if (index > 0) await sleep(route.pieceGapMs);
         await new Promise<void>((resolve) => res.write(piece, () => resolve()));
       }
       res.end();
     })().catch(() => res.destroy());
   });
+  let connections = 0;
+  server.on('connection', () => connections++);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    get connections() {
+      return connections;
+    },
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
@@ -85,6 +94,7 @@ function prepare(route: ReplayRoute): {
   contentType: string;
   bytes: Buffer;
   pieces: Buffer[];
+  pieceGapMs: number;
 } {
   const bytes = route.file !== undefined ? readFileSync(route.file) : Buffer.from(route.body ?? '');
   return {
@@ -92,6 +102,7 @@ function prepare(route: ReplayRoute): {
     contentType: route.contentType,
     bytes,
     pieces: splitBytes(bytes, route.splitAt ?? []),
+    pieceGapMs: route.pieceGapMs ?? PIECE_GAP_MS,
   };
 }
 

@@ -1,6 +1,13 @@
 import { BackendError } from '../errors.js';
 import type { Backend, BackendModel, BackendPart, BackendRequest } from '../types.js';
-import { readLines, UpstreamClient, type UpstreamOptions, type UpstreamResponse } from '../upstream.js';
+import {
+  readLines,
+  releaseStreamedBody,
+  streamedChunks,
+  UpstreamClient,
+  type UpstreamOptions,
+  type UpstreamResponse,
+} from '../upstream.js';
 import { OllamaPartMapper } from './parts.js';
 import { toOllamaRequest } from './request.js';
 import type { OllamaChatChunk, OllamaTags } from './wire.js';
@@ -44,7 +51,7 @@ export class OllamaBackend implements Backend {
     const mapper = new OllamaPartMapper();
     let finished = false;
     try {
-      for await (const line of readLines(response.body)) {
+      for await (const line of readLines(streamedChunks(response.body))) {
         const chunk = this.parse(line);
         // After the first byte Ollama keeps status 200 and reports failures as one more line.
         if (chunk.error) throw this.streamError(chunk.error);
@@ -57,7 +64,7 @@ export class OllamaBackend implements Backend {
     } catch (error) {
       throw this.client.translate(error, signal);
     } finally {
-      if (!finished) response.body.destroy();
+      releaseStreamedBody(response.body, finished);
     }
     if (!finished) {
       throw new BackendError(

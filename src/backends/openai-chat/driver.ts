@@ -3,6 +3,8 @@ import { BackendError } from '../errors.js';
 import type { Backend, BackendModel, BackendPart, BackendRequest } from '../types.js';
 import {
   extractErrorMessage,
+  releaseStreamedBody,
+  streamedChunks,
   UpstreamClient,
   type UpstreamOptions,
   type UpstreamResponse,
@@ -64,8 +66,8 @@ export class OpenAIChatBackend implements Backend {
     let done = false;
     try {
       const decoder = new TextDecoder();
-      for await (const chunk of response.body) {
-        parser.feed(decoder.decode(chunk as Buffer, { stream: true }));
+      for await (const chunk of streamedChunks(response.body)) {
+        parser.feed(decoder.decode(chunk, { stream: true }));
         for (const event of pending) {
           if (event.data === '[DONE]') {
             done = true;
@@ -81,7 +83,7 @@ export class OpenAIChatBackend implements Backend {
     } catch (error) {
       throw this.client.translate(error, signal);
     } finally {
-      if (!done) response.body.destroy();
+      releaseStreamedBody(response.body, done);
     }
     // Some servers (llama-box) never send [DONE]; a finish reason is what proves completion.
     if (!mapper.finished) {
