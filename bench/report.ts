@@ -120,7 +120,7 @@ export function renderMarkdown(report: BenchReport): string {
   lines.push(
     `## Ferry benchmark — ${report.date.slice(0, 10)}, commit \`${report.commit}\`, ${report.mode} run (${report.seconds} s)`,
     '',
-    `${machine.cores} cores (${machine.cpu}), Node ${machine.node}; ${machine.pinned ? 'Ferry pinned to core 1, fake backend and load generator to core 0' : 'no CPU pinning (taskset missing)'}. Latencies in milliseconds.`,
+    `${machine.cores} cores (${machine.cpu}), Node ${machine.node}; ${machine.pinned ? 'Ferry pinned to core 1, fake backend and load generator to core 0' : 'no CPU pinning (taskset missing)'}. Ferry is warmed up first (a few seconds of stored, unstored and streamed requests), then every measurement discards its own warm-up. Latencies in milliseconds.`,
     '',
     '### 1. Added latency (concurrency 1, blocking, 16-token reply)',
     '',

@@ -48,6 +48,7 @@ const quick = args.quick;
 const plan = quick
   ? {
       latencyMs: 1500,
+      warmUpMs: 1000,
       sweepMs: 1000,
       sweep: [1, 2, 4, 8, 16, 32, 64, 128],
       streams: 5,
@@ -58,6 +59,7 @@ const plan = quick
     }
   : {
       latencyMs: 5000,
+      warmUpMs: 2000,
       sweepMs: 3000,
       sweep: [1, 2, 4, 8, 16, 32, 64, 128],
       streams: 30,
@@ -132,6 +134,18 @@ async function addedLatency(fakeUrl: string, ferry: Ferry, report: BenchReport):
   );
   bare.child.kill();
   report.latency = { direct, stored, unstored, streamed, directStreamed, bareProxy };
+}
+
+/**
+ * Brings Ferry (and the backend) to the steady state of a server that has been running a while
+ * (code optimised by the JIT, pools and caches filled) before anything is measured: a fresh
+ * process otherwise spends the first seconds of the first measurement compiling.
+ */
+async function warmUp(fakeUrl: string, ferry: Ferry): Promise<void> {
+  const ms = plan.warmUpMs;
+  await load(requestsSpec(fakeUrl, '/api/chat', DIRECT_BODY, 4, ms));
+  for (const extra of [{}, { store: false }, { stream: true, store: false }])
+    await load(requestsSpec(ferry.url, '/v1/responses', responsesBody(extra), 4, ms));
 }
 
 async function retrieveLatency(ferry: Ferry, report: BenchReport): Promise<void> {
@@ -353,6 +367,8 @@ async function main(): Promise<void> {
   const ferry = await startFerry(fake.url, 'sqlite');
   await sleep(500);
   report.memory.idleMb = rssMb(ferry.pid);
+  step('warm-up');
+  await warmUp(fake.url, ferry);
 
   const only = args.only?.split(',');
   const wanted = (section: string) => !only || only.includes(section);
