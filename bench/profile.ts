@@ -94,6 +94,7 @@ function cpuMicros(pid: number): number {
   // utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3.
   return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
 }
+/** USER_HZ: the unit of /proc's CPU times, 100 on every mainstream Linux build. */
 const CLOCK_TICKS = 100;
 
 /** V8's profile clock and `process.hrtime` are both the monotonic clock. */
@@ -125,8 +126,7 @@ async function main(): Promise<void> {
     warmupMs: 0,
   });
   const cpuPerRequest = (cpuMicros(ferry.pid) - cpuBefore) / result.requests;
-  const to = monotonicMicros();
-  const from = started;
+  const finished = monotonicMicros();
   await ferry.stop();
   fake.child.kill();
   process.stdout.write(
@@ -134,14 +134,13 @@ async function main(): Promise<void> {
       `Ferry's CPU per request: ${Math.round(cpuPerRequest)} µs (user + system, from /proc)\n`,
   );
   if (args.plain) return;
-  // The main thread's profile (worker threads, such as the WAL checkpointer, write their own).
-  const file = readdirSync(directory)
-    .filter((name) => name.endsWith('.cpuprofile'))
-    .sort()[0];
+  // The main thread's profile: CPU.<date>.<time>.<pid>.<thread>.<n>.cpuprofile with thread 0
+  // (worker threads, such as the WAL checkpointer, write their own).
+  const file = readdirSync(directory).find((name) => /\.\d+\.0\.\d+\.cpuprofile$/.test(name));
   if (!file) throw new Error('Ferry wrote no profile');
   const profile = JSON.parse(readFileSync(join(directory, file), 'utf8')) as CpuProfile;
   process.stdout.write(
-    `Profile: ${join(directory, file)}\n\n${summarise(profile, from, to, Number(args.top))}`,
+    `Profile: ${join(directory, file)}\n\n${summarise(profile, started, finished, Number(args.top))}`,
   );
 }
 
