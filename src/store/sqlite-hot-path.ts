@@ -3,7 +3,7 @@ import { isFinished, type ResponseObject } from '../api/wire.js';
 import { parseItem, type ItemText, type RawChain } from './chain-cache.js';
 import type { Settled } from './group-commit.js';
 import type { QueryObserver } from './open.js';
-import type { ChainContext, NewResponse, StoredItem } from './types.js';
+import type { NewResponse, StoredItem } from './types.js';
 
 const INPUT = 0;
 const OUTPUT = 1;
