@@ -219,8 +219,13 @@ export function streamedChunks(body: UpstreamResponse['body']): AsyncIterable<Bu
 
 /** Ends a body read with `streamedChunks`: drained if the backend said it was done, else destroyed. */
 export function releaseStreamedBody(body: UpstreamResponse['body'], backendDone: boolean): void {
-  if (backendDone) body.dump().catch(() => undefined);
-  else body.destroy();
+  if (backendDone) {
+    body.dump().catch(() => undefined);
+    return;
+  }
+  // undici destroys with an AbortError; the reader has already stopped, so nobody else listens.
+  body.once('error', () => undefined);
+  body.destroy();
 }
 
 /** Splits a streamed body into lines (NDJSON). Trailing text without a newline is yielded last. */
