@@ -148,25 +148,6 @@ export class SqlStore implements Store {
     });
   }
 
-  async updateResponse(tenant: string, response: ResponseObject): Promise<void> {
-    // Only unfinished responses change, and those are never cached; this is a guard.
-    this.chains?.clear();
-    await this.db.transaction().execute(async (trx) => {
-      await trx
-        .updateTable('responses')
-        .set({ status: response.status, body: JSON.stringify(response) })
-        .where('id', '=', response.id)
-        .where('tenant', '=', tenant)
-        .execute();
-      await trx
-        .deleteFrom('items')
-        .where('response_id', '=', response.id)
-        .where('kind', '=', OUTPUT)
-        .execute();
-      await insertItems(trx, tenant, response.id, OUTPUT, outputItems(response));
-    });
-  }
-
   async getResponse(tenant: string, id: string): Promise<ResponseObject | undefined> {
     if (this.hotPath) return this.exclusive((hotPath) => hotPath.getResponse(tenant, id));
     const row = await this.db

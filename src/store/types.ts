@@ -108,8 +108,6 @@ export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
   /** Saves a response with its input items and, when it is already final, its output items. */
   createResponse(record: NewResponse): Promise<void>;
-  /** Replaces a stored response's body and output items (a background response moving on). */
-  updateResponse(tenant: string, response: ResponseObject): Promise<void>;
   getResponse(tenant: string, id: string): Promise<ResponseObject | undefined>;
   deleteResponse(tenant: string, id: string): Promise<boolean>;
   /** The response's own input items; undefined when the response does not exist. */

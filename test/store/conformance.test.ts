@@ -272,24 +272,6 @@ describe.each(Object.keys(targets))('store conformance: %s', (name) => {
     expect(chain.items).toHaveLength(2);
   });
 
-  it('updates a response in place, replacing its output items', async () => {
-    const response = finished('first');
-    response.status = 'in_progress';
-    const output = response.output;
-    response.output = [];
-    await store.createResponse({
-      tenant: 'u',
-      response,
-      ancestors: [],
-      inputItems: [],
-      expiresAt: 2_000_000_000,
-    });
-    const done = { ...response, status: 'completed' as const, output };
-    await store.updateResponse('u', done);
-    expect(await store.getResponse('u', response.id)).toEqual(done);
-    expect((await store.loadChain('u', response.id))!.items).toHaveLength(1);
-  });
-
   async function enqueue(tenant = 'j', backend = 'b1', events = 0) {
     const response = finished('queued', { status: 'queued', background: true, output: [] });
     const stored = Array.from({ length: events }, (_, sequence) => ({
@@ -371,6 +353,18 @@ describe.each(Object.keys(targets))('store conformance: %s', (name) => {
     expect(await store.requestCancel('other', response.id, () => ({ response, events: [] }))).toEqual({
       state: 'not_found',
     });
+  });
+
+  it('finishing a job replaces the response in place, with its output items', async () => {
+    const response = await enqueue('u', 'replace-backend');
+    await store.claimJob('w', ['replace-backend'], 60_000, keepTwo);
+    const done = { ...response, status: 'completed' as const, output: finished('answer').output };
+    expect(await store.finishJob('u', response.id, 'w', () => ({ response: done, events: [] }))).toBe(
+      'finished',
+    );
+    expect(await store.getResponse('u', response.id)).toEqual(done);
+    // The input item and the one output item.
+    expect((await store.loadChain('u', response.id))!.items).toHaveLength(2);
   });
 
   it('cancels a queued job at once and resets an interrupted start', async () => {
