@@ -26,7 +26,7 @@ export function hasTaskset(): boolean {
 export function spawnOn(
   cpu: string,
   command: string[],
-  options: { stdio?: 'pipe' | 'ignore' } = {},
+  options: { stdio?: 'pipe' | 'ignore' | 'inherit' } = {},
 ): ChildProcess {
   const [program, ...rest] = PINNING ? ['taskset', '-c', cpu, ...command] : command;
   return spawn(program!, rest, { cwd: ROOT, stdio: ['ignore', options.stdio ?? 'pipe', 'inherit'] });
@@ -93,6 +93,8 @@ export async function startFerry(
   extra: Record<string, unknown> = {},
   /** Extra `node` flags, e.g. `--cpu-prof` (bench/profile.ts). */
   nodeFlags: string[] = [],
+  /** Where Ferry's stdout (its logs, and what flags like `--trace-gc` print) goes. */
+  output: 'ignore' | 'inherit' = 'ignore',
 ): Promise<Ferry> {
   const directory = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
   const port = 20_000 + Math.floor(Math.random() * 20_000);
@@ -114,7 +116,7 @@ export async function startFerry(
   const child = spawnOn(
     FERRY_CPU,
     [process.execPath, ...nodeFlags, 'dist/cli/main.js', 'serve', '--config', config],
-    { stdio: 'ignore' },
+    { stdio: output },
   );
   children.push(child);
   const url = `http://127.0.0.1:${port}`;

@@ -6,7 +6,9 @@
  * then a summary of where Ferry's CPU went (by area: Ferry's own folders, each library, Node's
  * internals, the garbage collector) and the functions with the most self time. The profile
  * itself is kept for a flame graph (Chrome DevTools or speedscope open `.cpuprofile` files).
- * `--plain` runs the same load without the profiler (which slows Ferry), for before/after rates.
+ * `--plain` runs the same load without the profiler (which slows Ferry), for before/after rates,
+ * and prints Ferry's CPU per request by thread and its young-generation collections (how often,
+ * how long). `--node-flags=--trace-gc --ferry-output` shows every collection as it happens.
  */
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +24,8 @@ const { values: args } = parseArgs({
     body: { type: 'string', default: 'stored' },
     top: { type: 'string', default: '30' },
     plain: { type: 'boolean', default: false },
+    /** Show Ferry's stdout: its logs, and what flags such as `--trace-gc` print. */
+    'ferry-output': { type: 'boolean', default: false },
     /** Extra `node` flags for Ferry, space-separated (e.g. "--max-semi-space-size=32"). */
     'node-flags': { type: 'string', default: '' },
   },
@@ -94,6 +98,35 @@ function cpuMicros(pid: number): number {
   // utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3.
   return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
 }
+/** CPU time per thread name (user plus system, microseconds), the main thread apart. */
+function cpuByThread(pid: number): Map<string, number> {
+  const byName = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      // Node's own threads are all called "node"; the main thread's id is the process id.
+      const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+      const micros = ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
+      byName.set(name, (byName.get(name) ?? 0) + micros);
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return byName;
+}
+
+/** Minor (young-generation) collections so far and their total seconds, from Ferry's `/metrics`. */
+async function minorGcs(origin: string): Promise<{ count: number; seconds: number }> {
+  const text = await (await fetch(`${origin}/metrics`)).text();
+  const read = (suffix: string) =>
+    Number(
+      new RegExp(`^nodejs_gc_duration_seconds_${suffix}\\{kind="minor"\\} (\\S+)$`, 'm').exec(text)?.[1] ??
+        NaN,
+    );
+  return { count: read('count'), seconds: read('sum') };
+}
+
 /** USER_HZ: the unit of /proc's CPU times, 100 on every mainstream Linux build. */
 const CLOCK_TICKS = 100;
 
@@ -107,7 +140,7 @@ async function main(): Promise<void> {
     ...(args['node-flags'] ? args['node-flags'].split(' ') : []),
     ...(args.plain ? [] : ['--cpu-prof', '--cpu-prof-dir', directory]),
   ];
-  const ferry = await startFerry(fake.url, 'sqlite', {}, flags);
+  const ferry = await startFerry(fake.url, 'sqlite', {}, flags, args['ferry-output'] ? 'inherit' : 'ignore');
   const body = BODIES[args.body!];
   if (!body) throw new Error(`--body must be one of ${Object.keys(BODIES).join(', ')}`);
   const spec = {
@@ -119,6 +152,8 @@ async function main(): Promise<void> {
   };
   await load<RequestsResult>({ ...spec, durationMs: 1000, warmupMs: 0 });
   const cpuBefore = cpuMicros(ferry.pid);
+  const threadsBefore = cpuByThread(ferry.pid);
+  const gcBefore = args.plain ? await minorGcs(ferry.url) : undefined;
   const started = monotonicMicros();
   const result = await load<RequestsResult>({
     ...spec,
@@ -126,12 +161,23 @@ async function main(): Promise<void> {
     warmupMs: 0,
   });
   const cpuPerRequest = (cpuMicros(ferry.pid) - cpuBefore) / result.requests;
+  const perThread = [...cpuByThread(ferry.pid)]
+    .map(([name, micros]) => [name, (micros - (threadsBefore.get(name) ?? 0)) / result.requests] as const)
+    .filter(([, micros]) => micros >= 1)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, micros]) => `${name} ${Math.round(micros)} µs`)
+    .join(', ');
   const finished = monotonicMicros();
+  const gcAfter = gcBefore ? await minorGcs(ferry.url) : undefined;
   await ferry.stop();
   fake.child.kill();
   process.stdout.write(
     `${Math.round(result.rps)} rps, p50 ${(result.latency.p50 / 1000).toFixed(3)} ms, p99 ${(result.latency.p99 / 1000).toFixed(3)} ms, ${result.errors} errors (concurrency ${args.concurrency}, ${args.body})\n` +
-      `Ferry's CPU per request: ${Math.round(cpuPerRequest)} µs (user + system, from /proc)\n`,
+      `Ferry's CPU per request: ${Math.round(cpuPerRequest)} µs (user + system, from /proc)\n` +
+      `by thread: ${perThread}\n` +
+      (gcBefore && gcAfter
+        ? `minor GCs: one per ${Math.round(result.requests / (gcAfter.count - gcBefore.count))} requests, ${((1000 * (gcAfter.seconds - gcBefore.seconds)) / (gcAfter.count - gcBefore.count)).toFixed(2)} ms each\n`
+        : ''),
   );
   if (args.plain) return;
   // The main thread's profile: CPU.<date>.<time>.<pid>.<thread>.<n>.cpuprofile with thread 0

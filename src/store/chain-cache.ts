@@ -30,7 +30,7 @@ interface CachedChain {
 }
 
 /**
- * The chain contexts of recently created or continued responses, so that a follow-up to a long
+ * The chain contexts of recently continued conversations, so that a follow-up to a long
  * conversation does not load and parse every item of it again: continuing response X extends
  * X's cached chain by the new turn's items. Without it a follow-up at depth 1,000 spent about
  * 10 ms reading and parsing 2,000 items (BENCHMARKS.md).
@@ -77,9 +77,12 @@ export class ChainCache {
   }
 
   /**
-   * Keeps the chain of a final response just stored, if the chain it continues is cached (or it
-   * starts a conversation). `inputs` and `outputs` are the item texts as stored, so the cached
-   * items are exactly what reading them back would give.
+   * Keeps the chain of a final response just stored, if the chain it continues is cached.
+   * `inputs` and `outputs` are the item texts as stored, so the cached items are exactly what
+   * reading them back would give. A conversation's first response is not kept here: most are
+   * never continued, and caching every one of them made each young-generation collection three
+   * times longer (BENCHMARKS.md). Its first follow-up reads it from the database (one turn,
+   * cheap) and `remember`s it; from then on each turn extends the cached chain.
    */
   extend(
     tenant: string,
@@ -88,13 +91,14 @@ export class ChainCache {
     outputs: readonly ItemText[],
   ): void {
     const previousId = stored.ancestors.at(-1);
-    const previous = previousId === undefined ? undefined : this.chains.get(cacheKey(tenant, previousId));
-    if (previousId !== undefined && previous?.path.length !== stored.ancestors.length) return;
+    if (previousId === undefined) return;
+    const previous = this.chains.get(cacheKey(tenant, previousId));
+    if (previous?.path.length !== stored.ancestors.length) return;
     this.put(
       cacheKey(tenant, stored.id),
       stored.responseJson,
       [...stored.ancestors, stored.id],
-      [...(previous?.items ?? []), ...inputs, ...outputs],
+      [...previous.items, ...inputs, ...outputs],
     );
   }
 

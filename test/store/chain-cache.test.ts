@@ -9,11 +9,14 @@ const stored = (id: string, ancestors: string[]) => ({
   ancestors,
   responseJson: JSON.stringify({ id, status: 'completed' }),
 });
+/** A conversation's first turn as its first follow-up finds it: loaded from the database and remembered. */
+const remembered = (cache: ChainCache, id: string, items: ItemText[]) =>
+  cache.remember('t', { responseJson: stored(id, []).responseJson, path: [id], items }, cache.generation);
 
 describe('ChainCache', () => {
-  it('extends a cached chain by the new turn, and starts one for a new conversation', () => {
+  it('extends a cached chain by the new turn', () => {
     const cache = new ChainCache();
-    cache.extend('t', stored('r1', []), [item('u1')], [item('a1')]);
+    remembered(cache, 'r1', [item('u1'), item('a1')]);
     cache.extend('t', stored('r2', ['r1']), [item('u2')], [item('a2')]);
     const chain = cache.get('t', 'r2')!;
     expect(chain.path).toEqual(['r1', 'r2']);
@@ -22,12 +25,21 @@ describe('ChainCache', () => {
     expect(cache.get('other-tenant', 'r2')).toBeUndefined();
   });
 
+  it('does not keep the first turn of a conversation until a follow-up loads it', () => {
+    const cache = new ChainCache();
+    cache.extend('t', stored('r1', []), [item('u1')], [item('a1')]);
+    expect(cache.get('t', 'r1')).toBeUndefined();
+    // Nor a second turn built on it, which would need r1's items.
+    cache.extend('t', stored('r2', ['r1']), [item('u2')], [item('a2')]);
+    expect(cache.get('t', 'r2')).toBeUndefined();
+  });
+
   it('does not guess a chain whose previous response it does not hold', () => {
     const cache = new ChainCache();
     cache.extend('t', stored('r2', ['r1']), [item('u2')], [item('a2')]);
     expect(cache.get('t', 'r2')).toBeUndefined();
     // Nor one whose recorded ancestry differs from the cached chain's.
-    cache.extend('t', stored('r1', []), [item('u1')], [item('a1')]);
+    remembered(cache, 'r1', [item('u1'), item('a1')]);
     cache.extend('t', stored('r3', ['r0', 'r1']), [item('u3')], []);
     expect(cache.get('t', 'r3')).toBeUndefined();
   });
@@ -48,19 +60,18 @@ describe('ChainCache', () => {
   it('stays within its budget of JSON characters, evicting the least recently used chain', () => {
     const chainSize = stored('a', []).responseJson.length + 2 * item('a1').text.length;
     const cache = new ChainCache(2 * chainSize + 10);
-    cache.extend('t', stored('a', []), [item('a1'), item('a2')], []);
-    cache.extend('t', stored('b', []), [item('b1'), item('b2')], []);
+    remembered(cache, 'a', [item('a1'), item('a2')]);
+    remembered(cache, 'b', [item('b1'), item('b2')]);
     expect(cache.get('t', 'a')).toBeDefined(); // now b is the least recently used
-    cache.extend('t', stored('c', []), [item('c1'), item('c2')], []);
+    remembered(cache, 'c', [item('c1'), item('c2')]);
     expect(cache.get('t', 'b')).toBeUndefined();
     expect(cache.get('t', 'a')).toBeDefined();
     expect(cache.get('t', 'c')).toBeDefined();
     // A chain larger than the whole budget is not kept at all.
-    cache.extend(
-      't',
-      stored('d', []),
+    remembered(
+      cache,
+      'd',
       [1, 2, 3, 4, 5, 6].map((n) => item(`d${n}`)),
-      [],
     );
     expect(cache.get('t', 'd')).toBeUndefined();
     expect(cache.get('t', 'c')).toBeDefined();
@@ -68,7 +79,7 @@ describe('ChainCache', () => {
 
   it('parses an item once, hands it out frozen, and a fresh response object each time', () => {
     const cache = new ChainCache();
-    cache.extend('t', stored('r1', []), [item('u1')], []);
+    remembered(cache, 'r1', [item('u1')]);
     const first = cache.get('t', 'r1')!;
     expect(Object.isFrozen(first.items[0]!.body)).toBe(true);
     first.response.status = 'failed';

@@ -216,6 +216,8 @@ describe.each(Object.keys(targets))('store conformance: %s', (name) => {
   it('serves the same chain after a restart as before it (SQLite keeps recent chains in memory)', async () => {
     const path: string[] = [];
     for (let turn = 0; turn < 3; turn++) {
+      // As the engine does: a follow-up loads the chain it continues first.
+      if (turn > 0) await store.loadChain('warm', path.at(-1)!);
       const response = finished(`r${turn}`, { previous_response_id: path.at(-1) ?? null });
       await store.createResponse({
         tenant: 'warm',
