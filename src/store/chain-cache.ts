@@ -13,6 +13,8 @@ export interface RawChain {
   responseJson: string;
   path: readonly string[];
   items: readonly ItemText[];
+  /** PostgreSQL: the count of deletions read before the chain was, for `get` to check. */
+  deletions?: number;
 }
 
 /** A cached item: parsed (and frozen) the first time a chain containing it is handed out. */
@@ -25,6 +27,7 @@ interface CachedChain {
   responseJson: string;
   path: readonly string[];
   items: readonly CachedItem[];
+  deletions: number | undefined;
   /** Characters of JSON this entry holds, for the budget. */
   size: number;
 }
@@ -39,9 +42,12 @@ interface CachedChain {
  * continued: most responses never are, and a string costs the garbage collector far less than
  * the objects it parses into. Parsed items are frozen and shared by every chain that holds them.
  *
- * Sound only where this process is the database's one writer (SQLite): a stored response that
- * is final never changes, and the owner clears the cache whenever a response is deleted or
- * purged. Bounded by the characters of JSON it holds, least recently used evicted first.
+ * A stored response that is final never changes, and only final responses can be continued, so
+ * a cached chain goes stale only when one of its responses is deleted or purged. The owner
+ * clears the cache whenever it deletes; where other processes may delete (PostgreSQL replicas),
+ * a chain is used only while the database's count of deletions is what it was when the chain
+ * was read. Bounded by the
+ * characters of JSON it holds, least recently used evicted first.
  */
 export class ChainCache {
   private readonly chains = new Map<string, CachedChain>();
@@ -51,10 +57,19 @@ export class ChainCache {
 
   constructor(private readonly maxChars = 64 * 1024 * 1024) {}
 
-  get(tenant: string, id: string): ChainContext | undefined {
+  /**
+   * The cached chain of response `id`. Where other processes may delete (PostgreSQL), pass the
+   * count of deletions read just now: a chain read under another count is dropped instead.
+   */
+  get(tenant: string, id: string, deletions?: number): ChainContext | undefined {
     const key = cacheKey(tenant, id);
     const cached = this.chains.get(key);
     if (!cached) return undefined;
+    if (cached.deletions !== deletions) {
+      this.chains.delete(key);
+      this.size -= cached.size;
+      return undefined;
+    }
     // Most recently used last.
     this.chains.delete(key);
     this.chains.set(key, cached);
@@ -73,7 +88,13 @@ export class ChainCache {
   /** Keeps a chain loaded from the database, unless the cache was cleared since `generation`. */
   remember(tenant: string, chain: RawChain, generation: number): void {
     if (generation !== this.clears) return;
-    this.put(cacheKey(tenant, chain.path.at(-1)!), chain.responseJson, chain.path, chain.items);
+    this.put(
+      cacheKey(tenant, chain.path.at(-1)!),
+      chain.responseJson,
+      chain.path,
+      chain.items,
+      chain.deletions,
+    );
   }
 
   /**
@@ -99,6 +120,8 @@ export class ChainCache {
       stored.responseJson,
       [...stored.ancestors, stored.id],
       [...previous.items, ...inputs, ...outputs],
+      // The previous chain was checked against this count when the new turn loaded it.
+      previous.deletions,
     );
   }
 
@@ -119,6 +142,7 @@ export class ChainCache {
     responseJson: string,
     path: readonly string[],
     items: readonly CachedItem[],
+    deletions: number | undefined,
   ): void {
     let size = responseJson.length;
     for (const item of items) size += item.text.length;
@@ -128,7 +152,13 @@ export class ChainCache {
       this.chains.delete(key);
       this.size -= replaced.size;
     }
-    this.chains.set(key, { responseJson, path: Object.freeze([...path]), items: Object.freeze(items), size });
+    this.chains.set(key, {
+      responseJson,
+      path: Object.freeze([...path]),
+      items: Object.freeze(items),
+      deletions,
+      size,
+    });
     this.size += size;
     for (const [oldest, evicted] of this.chains) {
       if (this.size <= this.maxChars) break;

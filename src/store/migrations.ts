@@ -118,6 +118,21 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // How many times responses were deleted (one row): a replica's chain cache is good while this
+  // has not moved since the chain was read (sql-store.ts, `loadChain`).
+  '0005_response_deletions': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('response_deletions')
+        .addColumn('id', 'integer', (column) => column.primaryKey())
+        .addColumn('total', 'bigint', (column) => column.notNull())
+        .execute();
+      await (db as Kysely<{ response_deletions: { id: number; total: number } }>)
+        .insertInto('response_deletions')
+        .values({ id: 1, total: 0 })
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -71,6 +71,12 @@ export interface SecretsTable {
   created_at: number;
 }
 
+/** One row (id 1): how many times responses were deleted, for the chain caches of replicas. */
+export interface ResponseDeletionsTable {
+  id: number;
+  total: number | string;
+}
+
 export interface Database {
   responses: ResponsesTable;
   items: ItemsTable;
@@ -78,4 +84,5 @@ export interface Database {
   response_events: ResponseEventsTable;
   idempotency_keys: IdempotencyKeysTable;
   secrets: SecretsTable;
+  response_deletions: ResponseDeletionsTable;
 }

@@ -3,7 +3,7 @@ import { Migrator, sql, type ExpressionBuilder, type Kysely, type Transaction } 
 import { isFinished, type ResponseObject } from '../api/wire.js';
 import type { Database, ItemsTable } from './schema.js';
 import { migrationProvider } from './migrations.js';
-import { ChainCache, parseChain } from './chain-cache.js';
+import { ChainCache, parseChain, type ItemText, type RawChain } from './chain-cache.js';
 import type { QueryObserver } from './open.js';
 import type { Checkpointer } from './sqlite-checkpointer.js';
 import { GroupCommit } from './group-commit.js';
@@ -55,14 +55,17 @@ export class SqlStore implements Store {
   private readonly responseWrites = new GroupCommit<NewResponse, StoredTexts>((records) =>
     this.exclusive((hotPath) => hotPath.createResponses(records)),
   );
-  /** SQLite only (this process is the one writer): chains of recent responses, see chain-cache.ts. */
-  private readonly chains: ChainCache | undefined;
+  /**
+   * Chains of recently continued conversations (chain-cache.ts). On SQLite this process is the
+   * one writer and clears the cache whenever it deletes; on PostgreSQL another replica may
+   * delete, so a cached chain is first checked against the database (`chainIsIntact`).
+   */
+  private readonly chains = new ChainCache();
 
   constructor(db: Kysely<Database>, dialect: 'sqlite' | 'postgres', sqlite?: SqliteHandle) {
     this.db = db;
     this.dialect = dialect;
     this.sqlite = sqlite;
-    this.chains = sqlite ? new ChainCache() : undefined;
   }
 
   /** Runs a hot-path call holding Kysely's (single) SQLite connection, so no transaction is open. */
@@ -119,7 +122,7 @@ export class SqlStore implements Store {
     if (this.hotPath) {
       const texts = await this.responseWrites.add(record);
       if (isFinished(record.response.status))
-        this.chains?.extend(
+        this.chains.extend(
           record.tenant,
           { id: record.response.id, ancestors: record.ancestors, responseJson: texts.response },
           texts.inputs,
@@ -129,6 +132,9 @@ export class SqlStore implements Store {
     }
     const { tenant, response } = record;
     const final = isFinished(response.status);
+    const responseJson = record.json ?? JSON.stringify(response);
+    const inputs = itemTexts(record.inputItems);
+    const outputs = final ? itemTexts(outputItems(response)) : [];
     await this.db.transaction().execute(async (trx) => {
       await trx
         .insertInto('responses')
@@ -139,13 +145,20 @@ export class SqlStore implements Store {
           status: response.status,
           previous_response_id: response.previous_response_id,
           ancestors: JSON.stringify(record.ancestors),
-          body: record.json ?? JSON.stringify(response),
+          body: responseJson,
           expires_at: record.expiresAt,
         })
         .execute();
-      await insertItems(trx, tenant, response.id, INPUT, record.inputItems);
-      if (final) await insertItems(trx, tenant, response.id, OUTPUT, outputItems(response));
+      await insertItems(trx, tenant, response.id, INPUT, inputs);
+      await insertItems(trx, tenant, response.id, OUTPUT, outputs);
     });
+    if (final)
+      this.chains.extend(
+        tenant,
+        { id: response.id, ancestors: record.ancestors, responseJson },
+        inputs,
+        outputs,
+      );
   }
 
   async getResponse(tenant: string, id: string): Promise<ResponseObject | undefined> {
@@ -160,7 +173,7 @@ export class SqlStore implements Store {
   }
 
   async deleteResponse(tenant: string, id: string): Promise<boolean> {
-    this.chains?.invalidateLoads();
+    this.chains.invalidateLoads();
     const deleted = await this.db.transaction().execute(async (trx) => {
       const result = await trx
         .deleteFrom('responses')
@@ -172,9 +185,10 @@ export class SqlStore implements Store {
       await trx.deleteFrom('items').where('response_id', '=', id).execute();
       await trx.deleteFrom('response_events').where('response_id', '=', id).execute();
       await trx.deleteFrom('jobs').where('response_id', '=', id).execute();
+      await countDeletion(trx);
       return true;
     });
-    if (deleted) this.chains?.clear();
+    if (deleted) this.chains.clear();
     return deleted;
   }
 
@@ -213,17 +227,29 @@ export class SqlStore implements Store {
   }
 
   async loadChain(tenant: string, responseId: string): Promise<ChainContext | undefined> {
-    if (this.hotPath) {
-      const cached = this.chains?.get(tenant, responseId);
-      if (cached) return cached;
-      const generation = this.chains?.generation ?? 0;
-      const loaded = await this.exclusive((hotPath) => hotPath.loadChain(tenant, responseId));
-      if (!loaded) return undefined;
-      const chain = parseChain(loaded);
-      // Kept only once final: an unfinished response may still change.
-      if (isFinished(chain.response.status)) this.chains?.remember(tenant, loaded, generation);
-      return chain;
-    }
+    // PostgreSQL: another replica may have deleted a response of a cached chain. The count of
+    // deletions is read before the chain, so a deletion racing the read makes the chain look
+    // older than it is (read again next time), never newer.
+    const deletions = this.hotPath ? undefined : await this.deletionCount();
+    const cached = this.chains.get(tenant, responseId, deletions);
+    if (cached) return cached;
+    const generation = this.chains.generation;
+    const loaded = this.hotPath
+      ? await this.exclusive((hotPath) => hotPath.loadChain(tenant, responseId))
+      : await this.loadRawChain(tenant, responseId, deletions);
+    if (!loaded) return undefined;
+    const chain = parseChain(loaded);
+    // Kept only once final: an unfinished response may still change.
+    if (isFinished(chain.response.status)) this.chains.remember(tenant, loaded, generation);
+    return chain;
+  }
+
+  /** PostgreSQL: a chain as stored, in two queries however deep (the hot path does SQLite's). */
+  private async loadRawChain(
+    tenant: string,
+    responseId: string,
+    deletions: number | undefined,
+  ): Promise<RawChain | undefined> {
     const head = await this.db
       .selectFrom('responses')
       .select(['ancestors', 'body'])
@@ -232,9 +258,8 @@ export class SqlStore implements Store {
       .executeTakeFirst();
     if (!head) return undefined;
     const path = [...(JSON.parse(head.ancestors) as string[]), responseId];
-    // One query for the whole chain, however deep: ancestors are materialised on each response.
-    // The head row proved the tenant and a chain never crosses tenants, so the items are looked
-    // up by primary key alone (a tenant condition here makes SQLite scan the tenant's index).
+    // Ancestors are materialised on each response. The head row proved the tenant and a chain
+    // never crosses tenants, so the items are looked up by primary key alone.
     const rows = await this.db
       .selectFrom('items')
       .select(['response_id', 'kind', 'position', 'item_id', 'body'])
@@ -245,7 +270,22 @@ export class SqlStore implements Store {
       (a, b) =>
         rank.get(a.response_id)! - rank.get(b.response_id)! || a.kind - b.kind || a.position - b.position,
     );
-    return { response: JSON.parse(head.body) as ResponseObject, path, items: rows.map(toStoredItem) };
+    return {
+      responseJson: head.body,
+      path,
+      items: rows.map((row) => ({ id: row.item_id, text: row.body })),
+      ...(deletions === undefined ? {} : { deletions }),
+    };
+  }
+
+  /** How many times responses were deleted, by any replica (`countDeletion`). */
+  private async deletionCount(): Promise<number> {
+    const { total } = await this.db
+      .selectFrom('response_deletions')
+      .select('total')
+      .where('id', '=', 1)
+      .executeTakeFirstOrThrow();
+    return Number(total);
   }
 
   async findItems(tenant: string, ids: readonly string[]): Promise<Map<string, StoredItem>> {
@@ -280,7 +320,7 @@ export class SqlStore implements Store {
           expires_at: record.expiresAt,
         })
         .execute();
-      await insertItems(trx, tenant, response.id, INPUT, record.inputItems);
+      await insertItems(trx, tenant, response.id, INPUT, itemTexts(record.inputItems));
       await insertEvents(trx, response.id, job.events);
       await trx
         .insertInto('jobs')
@@ -428,7 +468,7 @@ export class SqlStore implements Store {
         .where('response_id', '=', responseId)
         .where('kind', '=', OUTPUT)
         .execute();
-      await insertItems(trx, tenant, responseId, OUTPUT, outputItems(response));
+      await insertItems(trx, tenant, responseId, OUTPUT, itemTexts(outputItems(response)));
       await trx
         .updateTable('jobs')
         .set({ state: 'done', lease_owner: null, lease_expires_at: null })
@@ -612,7 +652,7 @@ export class SqlStore implements Store {
     nowSeconds: number,
     batch: number,
   ): Promise<{ responses: number; idempotencyKeys: number }> {
-    this.chains?.invalidateLoads();
+    this.chains.invalidateLoads();
     const purged = await this.db.transaction().execute(async (trx) => {
       if (this.dialect === 'postgres') {
         // One replica purges at a time; the others skip this round.
@@ -667,9 +707,10 @@ export class SqlStore implements Store {
           .where('key', '=', row.key)
           .execute();
       }
+      if (expired.length) await countDeletion(trx);
       return { responses: expired.length, idempotencyKeys: keys.length };
     });
-    if (purged.responses) this.chains?.clear();
+    if (purged.responses) this.chains.clear();
     return purged;
   }
 
@@ -706,7 +747,7 @@ async function insertItems(
   tenant: string,
   responseId: string,
   kind: number,
-  items: readonly StoredItem[],
+  items: readonly ItemText[],
 ): Promise<void> {
   if (items.length === 0) return;
   const rows: ItemsTable[] = items.map((item, position) => ({
@@ -715,7 +756,7 @@ async function insertItems(
     kind,
     position,
     item_id: item.id,
-    body: JSON.stringify(item.body),
+    body: item.text,
   }));
   // Stay well under SQLite's bound-parameter limit on very long inputs.
   for (let start = 0; start < rows.length; start += 500) {
@@ -724,6 +765,24 @@ async function insertItems(
       .values(rows.slice(start, start + 500))
       .execute();
   }
+}
+
+/**
+ * Counts a deletion of responses, in the deleting transaction, so replicas' chain caches see it
+ * exactly when the deletion commits. Always a transaction's last write: the row is the one lock
+ * every deletion takes, and taking it last means no transaction holds it while waiting for another.
+ */
+async function countDeletion(trx: Transaction<Database>): Promise<void> {
+  await trx
+    .updateTable('response_deletions')
+    .set((eb) => ({ total: eb('total', '+', 1) }))
+    .where('id', '=', 1)
+    .execute();
+}
+
+/** Items as they are stored: serialised once, so the chain cache keeps exactly what was written. */
+function itemTexts(items: readonly StoredItem[]): ItemText[] {
+  return items.map((item) => ({ id: item.id, text: JSON.stringify(item.body) }));
 }
 
 /** Queued, or running under a lease that has run out (its worker is gone). */

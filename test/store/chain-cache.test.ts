@@ -44,6 +44,18 @@ describe('ChainCache', () => {
     expect(cache.get('t', 'r3')).toBeUndefined();
   });
 
+  it('drops a chain read under another count of deletions, and extends one under its own', () => {
+    const cache = new ChainCache();
+    const chain = { responseJson: stored('r1', []).responseJson, path: ['r1'], items: [item('u1')] };
+    cache.remember('t', { ...chain, deletions: 4 }, cache.generation);
+    cache.extend('t', stored('r2', ['r1']), [item('u2')], []);
+    expect(cache.get('t', 'r2', 4)?.items).toHaveLength(2);
+    expect(cache.get('t', 'r1', 5)).toBeUndefined();
+    // Dropped, not only hidden: the old count no longer finds it either.
+    expect(cache.get('t', 'r1', 4)).toBeUndefined();
+    expect(cache.get('t', 'r2', 4)).toBeDefined();
+  });
+
   it('does not remember a load that raced a deletion', () => {
     const cache = new ChainCache();
     const chain = { responseJson: '{"id":"r1"}', path: ['r1'], items: [item('u1')] };
