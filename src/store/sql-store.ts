@@ -68,9 +68,20 @@ export class SqlStore implements Store {
     this.sqlite = sqlite;
   }
 
-  /** Runs a hot-path call holding Kysely's (single) SQLite connection, so no transaction is open. */
+  /**
+   * Runs a hot-path call outside any transaction Kysely has open on the (single) SQLite
+   * connection. The call is synchronous, so nothing can interleave with it: when no transaction
+   * is open it runs at once; otherwise it waits for Kysely's connection lock, as a query would.
+   */
   private exclusive<T>(run: (hotPath: SqliteHotPath) => T): Promise<T> {
     const hotPath = this.hotPath!;
+    if (!this.sqlite!.database.inTransaction) {
+      try {
+        return Promise.resolve(run(hotPath));
+      } catch (error) {
+        return Promise.reject(error as Error);
+      }
+    }
     return this.db.connection().execute(async () => run(hotPath));
   }
 

@@ -99,6 +99,27 @@ describe.each(Object.keys(targets))('store conformance: %s', (name) => {
     expect((await store.findItems('t1', [input[0]!.id])).size).toBe(0);
   });
 
+  it('keeps a response stored while another transaction is open out of that transaction', async () => {
+    const response = finished('outside');
+    let stored: Promise<void> | undefined;
+    await expect(
+      store.db.transaction().execute(async (trx) => {
+        await trx.selectFrom('responses').select('id').limit(1).execute();
+        stored = store.createResponse({
+          tenant: 't1',
+          response,
+          ancestors: [],
+          inputItems: [message('user', 'hi')],
+          expiresAt: 2e9,
+        });
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        throw new Error('rolled back');
+      }),
+    ).rejects.toThrow('rolled back');
+    await stored;
+    expect(await store.getResponse('t1', response.id)).toEqual(response);
+  });
+
   it('stores responses created together, and one that cannot be stored fails alone', async () => {
     const stored = finished('first');
     await store.createResponse({
