@@ -76,22 +76,27 @@ function normalizeContent(role: string, content: string | ContentPart[]): Body[]
 
 /**
  * Checks the new items against the chain they continue: no item id may repeat one already in
- * it, and every tool output must answer a call in the context.
+ * it, and every tool output must answer a call in the context. The chain can be thousands of
+ * items long and the input a few, so the chain is scanned once for just the ids and call ids
+ * the input mentions.
  */
 export function checkAgainstContext(
   chain: readonly StoredItem[],
   input: readonly StoredItem[],
   references: ReadonlySet<string>,
 ): void {
-  const seen = new Set(chain.map((item) => item.id));
+  const inputIds = new Set<string>();
+  const answeredCalls = new Set<string>();
+  for (const item of input) {
+    if (!references.has(item.id)) inputIds.add(item.id);
+    if (isToolOutput(item.body.type)) answeredCalls.add(String(item.body.call_id));
+  }
+  const seen = new Set<string>();
   const calls = new Set<string>();
-  for (const item of chain) {
-    const callId = item.body.call_id;
-    if (
-      (item.body.type === 'function_call' || item.body.type === 'custom_tool_call') &&
-      typeof callId === 'string'
-    )
-      calls.add(callId);
+  for (const { id, body } of chain) {
+    if (inputIds.has(id)) seen.add(id);
+    if (isToolCall(body.type) && typeof body.call_id === 'string' && answeredCalls.has(body.call_id))
+      calls.add(body.call_id);
   }
   for (const [index, item] of input.entries()) {
     const type = item.body.type;
@@ -104,11 +109,8 @@ export function checkAgainstContext(
       }
       seen.add(item.id);
     }
-    if (type === 'function_call' || type === 'custom_tool_call') calls.add(String(item.body.call_id));
-    if (
-      (type === 'function_call_output' || type === 'custom_tool_call_output') &&
-      !calls.has(String(item.body.call_id))
-    ) {
+    if (isToolCall(type)) calls.add(String(item.body.call_id));
+    if (isToolOutput(type) && !calls.has(String(item.body.call_id))) {
       throw invalidRequest(
         `No tool call found for ${String(type)} with call_id ${String(item.body.call_id)} (input[${index}]).`,
         'input',
@@ -116,6 +118,9 @@ export function checkAgainstContext(
     }
   }
 }
+
+const isToolCall = (type: unknown) => type === 'function_call' || type === 'custom_tool_call';
+const isToolOutput = (type: unknown) => type === 'function_call_output' || type === 'custom_tool_call_output';
 
 /**
  * Whether an input item only points at a stored item: an `item_reference`, or a reasoning item

@@ -17,7 +17,8 @@ export async function inlineImageUrls(
   const remote = new Set<string>();
   for (const message of messages) {
     if (message.role !== 'user' && message.role !== 'tool') continue;
-    for (const image of message.images ?? []) if (!image.url.startsWith('data:')) remote.add(image.url);
+    if (!message.images) continue;
+    for (const image of message.images) if (!image.url.startsWith('data:')) remote.add(image.url);
   }
   if (remote.size === 0) return messages;
   const inlined = new Map(

@@ -17,7 +17,8 @@ export function estimateMessageTokens(message: BackendMessage): number {
   let tokens = MESSAGE_OVERHEAD + estimateTextTokens(message.content);
   if (message.role === 'assistant') {
     if (message.reasoning) tokens += estimateTextTokens(message.reasoning);
-    for (const call of message.toolCalls ?? []) tokens += estimateTextTokens(call.name + call.arguments);
+    if (message.toolCalls)
+      for (const call of message.toolCalls) tokens += estimateTextTokens(call.name + call.arguments);
   }
   if ((message.role === 'user' || message.role === 'tool') && message.images)
     tokens += IMAGE_TOKENS * message.images.length;

@@ -1,6 +1,6 @@
 import { ApiError } from '../api/errors.js';
 import type { BackendMessage } from '../backends/types.js';
-import { estimateMessageTokens } from './tokens.js';
+import { estimateMessageTokens, estimateMessagesTokens } from './tokens.js';
 
 export interface FittedContext {
   messages: BackendMessage[];
@@ -22,11 +22,11 @@ export function fitContext(
   /** Tokens the request needs besides the messages (tool definitions). */
   fixedTokens = 0,
 ): FittedContext {
-  const costs = messages.map(estimateMessageTokens);
-  let total = costs.reduce((sum, cost) => sum + cost, fixedTokens);
+  let total = fixedTokens + estimateMessagesTokens(messages);
   if (total <= contextWindow) return { messages, estimatedTokens: total };
   if (mode === 'disabled') throw contextExceeded(model, total, contextWindow);
 
+  const costs = messages.map(estimateMessageTokens);
   const keep = messages.map(() => true);
   const lastUser = messages.findLastIndex((message) => message.role === 'user');
   for (let start = 0; start < messages.length && total > contextWindow;) {

@@ -27,6 +27,8 @@ interface CachedChain {
   responseJson: string;
   path: readonly string[];
   items: readonly CachedItem[];
+  /** The items parsed, made by the first `get` (or by `extend`) and shared by later ones. */
+  parsedItems?: readonly StoredItem[];
   deletions: number | undefined;
   /** Characters of JSON this entry holds, for the budget. */
   size: number;
@@ -76,7 +78,7 @@ export class ChainCache {
     return {
       response: JSON.parse(cached.responseJson) as ResponseObject,
       path: cached.path as string[],
-      items: cached.items.map(parsedItem),
+      items: (cached.parsedItems ??= Object.freeze(cached.items.map(parsedItem))),
     };
   }
 
@@ -88,13 +90,15 @@ export class ChainCache {
   /** Keeps a chain loaded from the database, unless the cache was cleared since `generation`. */
   remember(tenant: string, chain: RawChain, generation: number): void {
     if (generation !== this.clears) return;
-    this.put(
-      cacheKey(tenant, chain.path.at(-1)!),
-      chain.responseJson,
-      chain.path,
-      chain.items,
-      chain.deletions,
-    );
+    let size = chain.responseJson.length;
+    for (const item of chain.items) size += item.text.length;
+    this.put(cacheKey(tenant, chain.path.at(-1)!), {
+      responseJson: chain.responseJson,
+      path: Object.freeze([...chain.path]),
+      items: Object.freeze(chain.items),
+      deletions: chain.deletions,
+      size,
+    });
   }
 
   /**
@@ -115,14 +119,21 @@ export class ChainCache {
     if (previousId === undefined) return;
     const previous = this.chains.get(cacheKey(tenant, previousId));
     if (previous?.path.length !== stored.ancestors.length) return;
-    this.put(
-      cacheKey(tenant, stored.id),
-      stored.responseJson,
-      [...stored.ancestors, stored.id],
-      [...previous.items, ...inputs, ...outputs],
+    const added: CachedItem[] = [...inputs, ...outputs];
+    let size = previous.size - previous.responseJson.length + stored.responseJson.length;
+    for (const item of added) size += item.text.length;
+    // Copying the previous chain's arrays is far cheaper than building them again at the next turn.
+    this.put(cacheKey(tenant, stored.id), {
+      responseJson: stored.responseJson,
+      path: Object.freeze([...previous.path, stored.id]),
+      items: Object.freeze([...previous.items, ...added]),
+      ...(previous.parsedItems && {
+        parsedItems: Object.freeze([...previous.parsedItems, ...added.map(parsedItem)]),
+      }),
       // The previous chain was checked against this count when the new turn loaded it.
-      previous.deletions,
-    );
+      deletions: previous.deletions,
+      size,
+    });
   }
 
   /** Call before deleting responses: loads already reading will not be remembered. */
@@ -137,29 +148,15 @@ export class ChainCache {
     this.clears++;
   }
 
-  private put(
-    key: string,
-    responseJson: string,
-    path: readonly string[],
-    items: readonly CachedItem[],
-    deletions: number | undefined,
-  ): void {
-    let size = responseJson.length;
-    for (const item of items) size += item.text.length;
-    if (size > this.maxChars) return;
+  private put(key: string, chain: CachedChain): void {
+    if (chain.size > this.maxChars) return;
     const replaced = this.chains.get(key);
     if (replaced) {
       this.chains.delete(key);
       this.size -= replaced.size;
     }
-    this.chains.set(key, {
-      responseJson,
-      path: Object.freeze([...path]),
-      items: Object.freeze(items),
-      deletions,
-      size,
-    });
-    this.size += size;
+    this.chains.set(key, chain);
+    this.size += chain.size;
     for (const [oldest, evicted] of this.chains) {
       if (this.size <= this.maxChars) break;
       this.chains.delete(oldest);

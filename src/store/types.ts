@@ -30,7 +30,7 @@ export interface ChainContext {
   /** The chain's response ids, oldest first, ending with the requested one. */
   path: string[];
   /** Every input and output item along the chain, in conversation order. Deleted links are absent. */
-  items: StoredItem[];
+  items: readonly StoredItem[];
 }
 
 export interface ItemPage {

@@ -98,6 +98,9 @@ describe('ChainCache', () => {
     const second = cache.get('t', 'r1')!;
     expect(second.response.status).toBe('completed');
     expect(second.items[0]).toBe(first.items[0]);
+    // The list itself is built once and shared, frozen.
+    expect(second.items).toBe(first.items);
+    expect(Object.isFrozen(second.items)).toBe(true);
     // A chain that continues this one shares its parsed items.
     cache.extend('t', stored('r2', ['r1']), [item('u2')], []);
     expect(cache.get('t', 'r2')!.items[0]).toBe(first.items[0]);

@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import type { ApiError } from '../../src/api/errors.js';
+import { checkAgainstContext } from '../../src/engine/conversation.js';
+import type { StoredItem } from '../../src/store/types.js';
+
+const message = (id: string): StoredItem => ({
+  id,
+  body: { id, type: 'message', role: 'user', content: [] },
+});
+const call = (id: string, callId: string): StoredItem => ({
+  id,
+  body: { id, type: 'function_call', call_id: callId, name: 'f', arguments: '{}' },
+});
+const output = (id: string, callId: string): StoredItem => ({
+  id,
+  body: { id, type: 'function_call_output', call_id: callId, output: 'ok' },
+});
+
+function refusal(run: () => void): ApiError {
+  try {
+    run();
+  } catch (error) {
+    return error as ApiError;
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('checkAgainstContext', () => {
+  const chain = [message('msg_1'), call('fc_1', 'call_1'), output('fco_1', 'call_1'), message('msg_2')];
+
+  it('accepts new items, and tool outputs answering a call in the chain or earlier in the input', () => {
+    expect(() =>
+      checkAgainstContext(
+        chain,
+        [output('fco_2', 'call_1'), call('fc_2', 'call_2'), output('fco_3', 'call_2'), message('msg_3')],
+        new Set(),
+      ),
+    ).not.toThrow();
+  });
+
+  it('refuses an item whose id is already in the chain, or twice in the input', () => {
+    const inChain = refusal(() => checkAgainstContext(chain, [message('msg_2')], new Set()));
+    expect(inChain.status).toBe(400);
+    expect(inChain.message).toBe(
+      'Duplicate item found with id msg_2. Remove the duplicate item from your input and try again.',
+    );
+    expect(inChain.param).toBe('input');
+    const twice = refusal(() => checkAgainstContext(chain, [message('msg_9'), message('msg_9')], new Set()));
+    expect(twice.message).toMatch(/Duplicate item found with id msg_9/);
+  });
+
+  it('lets a reference name an item of the chain', () => {
+    expect(() => checkAgainstContext(chain, [message('msg_1')], new Set(['msg_1']))).not.toThrow();
+  });
+
+  it('refuses a tool output that answers no call, naming its place in the input', () => {
+    const error = refusal(() =>
+      checkAgainstContext(chain, [message('msg_3'), output('fco_2', 'call_missing')], new Set()),
+    );
+    expect(error.status).toBe(400);
+    expect(error.message).toBe(
+      'No tool call found for function_call_output with call_id call_missing (input[1]).',
+    );
+    expect(error.param).toBe('input');
+    // A call that comes after its output in the input does not count.
+    const late = refusal(() =>
+      checkAgainstContext([], [output('fco_4', 'call_4'), call('fc_4', 'call_4')], new Set()),
+    );
+    expect(late.message).toMatch(/call_id call_4 \(input\[0\]\)/);
+  });
+});
