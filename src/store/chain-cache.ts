@@ -48,8 +48,7 @@ interface CachedChain {
  * a cached chain goes stale only when one of its responses is deleted or purged. The owner
  * clears the cache whenever it deletes; where other processes may delete (PostgreSQL replicas),
  * a chain is used only while the database's count of deletions is what it was when the chain
- * was read. Bounded by the
- * characters of JSON it holds, least recently used evicted first.
+ * was read. Bounded by the characters of JSON it holds, least recently used evicted first.
  */
 export class ChainCache {
   private readonly chains = new Map<string, CachedChain>();

@@ -58,7 +58,8 @@ export class SqlStore implements Store {
   /**
    * Chains of recently continued conversations (chain-cache.ts). On SQLite this process is the
    * one writer and clears the cache whenever it deletes; on PostgreSQL another replica may
-   * delete, so a cached chain is first checked against the database (`chainIsIntact`).
+   * delete, so a cached chain is used only while the count of deletions is unchanged
+   * (`deletionCount`, `countDeletion`).
    */
   private readonly chains = new ChainCache();
 
