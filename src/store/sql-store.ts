@@ -292,12 +292,12 @@ export class SqlStore implements Store {
 
   /** How many times responses were deleted, by any replica (`countDeletion`). */
   private async deletionCount(): Promise<number> {
-    const { total } = await this.db
+    const row = await this.db
       .selectFrom('response_deletions')
       .select('total')
       .where('id', '=', 1)
-      .executeTakeFirstOrThrow();
-    return Number(total);
+      .executeTakeFirst();
+    return Number(row?.total ?? 0);
   }
 
   async findItems(tenant: string, ids: readonly string[]): Promise<Map<string, StoredItem>> {
@@ -785,10 +785,14 @@ async function insertItems(
  * every deletion takes, and taking it last means no transaction holds it while waiting for another.
  */
 async function countDeletion(trx: Transaction<Database>): Promise<void> {
+  // An upsert, so that a missing row (removed by hand) starts counting again instead of
+  // leaving replicas' caches blind to deletions.
   await trx
-    .updateTable('response_deletions')
-    .set((eb) => ({ total: eb('total', '+', 1) }))
-    .where('id', '=', 1)
+    .insertInto('response_deletions')
+    .values({ id: 1, total: 1 })
+    .onConflict((conflict) =>
+      conflict.column('id').doUpdateSet((eb) => ({ total: eb('response_deletions.total', '+', 1) })),
+    )
     .execute();
 }
 

@@ -112,6 +112,15 @@ describe.each(Object.entries(dialects))('chain cache on %s', (dialect, { cachedL
       expect(await other.purgeExpired(2, 100)).toMatchObject({ responses: 1 });
       expect(await queriesOfLoading(store, third)).toBeGreaterThan(cachedLoadQueries);
 
+      // A count removed by hand starts again rather than hiding deletions.
+      await store.db.deleteFrom('response_deletions').execute();
+      expect(await queriesOfLoading(store, third)).toBeGreaterThan(cachedLoadQueries);
+      expect(await queriesOfLoading(store, third)).toBe(cachedLoadQueries);
+      const fourth = await storeTurn(store, [first, second, third]);
+      expect(await queriesOfLoading(store, fourth)).toBe(cachedLoadQueries);
+      expect(await other.deleteResponse('t', first)).toBe(true);
+      expect((await store.loadChain('t', fourth))!.items).toHaveLength(2);
+
       // Nor one whose head another replica deleted.
       expect(await other.deleteResponse('t', third)).toBe(true);
       expect(await store.loadChain('t', third)).toBeUndefined();
