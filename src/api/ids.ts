@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { perMillisecond } from '../clock.js';
 
 /**
  * Object ids in OpenAI's style: a type prefix and hex, whose first 12 digits are the creation
@@ -23,13 +24,12 @@ function randomHex(bytes: number): string {
 
 export type IdPrefix = 'resp' | 'msg' | 'fc' | 'call' | 'rs' | 'ctc' | 'req' | 'fco' | 'ctco' | 'item';
 
-/** Hex digits of the millisecond timestamp at the front of an id (enough until the year 10889). */
-const TIME_DIGITS = 12;
+/** The millisecond timestamp at the front of an id, in 12 hex digits (enough until the year 10889). */
+const timeHex = perMillisecond((millis) => millis.toString(16).padStart(12, '0'));
 
 export function newId(prefix: IdPrefix): string {
-  const time = Date.now().toString(16).padStart(TIME_DIGITS, '0');
   // 48 hex digits in all for responses, 32 for the rest, as before the time prefix.
-  return `${prefix}_${time}${randomHex(prefix === 'resp' ? 18 : 10)}`;
+  return `${prefix}_${timeHex()}${randomHex(prefix === 'resp' ? 18 : 10)}`;
 }
 
 export function newRequestId(): string {

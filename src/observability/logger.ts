@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { perMillisecond } from '../clock.js';
 
 /**
  * Where secrets could appear in a logged object. Ferry never logs them on purpose; this is the
@@ -28,7 +29,8 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     {
       level,
       base: { service: 'ferry' },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      // pino's isoTime, formatted once per millisecond.
+      timestamp: perMillisecond((millis) => `,"time":"${new Date(millis).toISOString()}"`),
       redact: { paths: SECRET_PATHS, censor: '[redacted]' },
     },
     destination ?? stdoutInBatches(),

@@ -72,6 +72,7 @@ describe('request logs', () => {
     const [blocking, streamed, , , refused] = requestLines(info.logs);
     expect(blocking).toMatchObject({
       level: 30,
+      time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       service: 'ferry',
       reqId: expect.stringMatching(/^req_/),
       tenant: 'team-a',
