@@ -1,10 +1,38 @@
-import type { ResponseObject } from '../api/wire.js';
-import type { ChainContext, StoredItem } from './types.js';
+import { isFinished, type ResponseObject } from '../api/wire.js';
+import type { ChainContext, NewResponse, StoredItem } from './types.js';
 
 /** An item as stored: its id and its JSON text. */
 export interface ItemText {
   id: string;
   text: string;
+}
+
+/**
+ * What a response is stored as: its JSON and its items' JSON, serialised once, so that what is
+ * written and what the chain cache keeps are the same text.
+ */
+export interface StoredTexts {
+  response: string;
+  inputs: ItemText[];
+  /** Empty until the response is final: output items are written when it finishes. */
+  outputs: ItemText[];
+}
+
+export function toStoredTexts(record: NewResponse): StoredTexts {
+  const { response } = record;
+  return {
+    response: record.json ?? JSON.stringify(response),
+    inputs: itemTexts(record.inputItems),
+    outputs: isFinished(response.status) ? outputTexts(response) : [],
+  };
+}
+
+export function outputTexts(response: ResponseObject): ItemText[] {
+  return response.output.map((item) => ({ id: item.id, text: JSON.stringify(item) }));
+}
+
+function itemTexts(items: readonly StoredItem[]): ItemText[] {
+  return items.map((item) => ({ id: item.id, text: JSON.stringify(item.body) }));
 }
 
 /** A chain as read from the database (or just written to it), not yet parsed. */

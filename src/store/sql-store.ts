@@ -3,11 +3,19 @@ import { Migrator, sql, type ExpressionBuilder, type Kysely, type Transaction } 
 import { isFinished, type ResponseObject } from '../api/wire.js';
 import type { Database, ItemsTable } from './schema.js';
 import { migrationProvider } from './migrations.js';
-import { ChainCache, parseChain, type ItemText, type RawChain } from './chain-cache.js';
+import {
+  ChainCache,
+  parseChain,
+  outputTexts,
+  toStoredTexts,
+  type ItemText,
+  type RawChain,
+  type StoredTexts,
+} from './chain-cache.js';
 import type { QueryObserver } from './open.js';
 import type { Checkpointer } from './sqlite-checkpointer.js';
 import { GroupCommit } from './group-commit.js';
-import { SqliteHotPath, toStoredItem, type StoredTexts } from './sqlite-hot-path.js';
+import { SqliteHotPath, toStoredItem } from './sqlite-hot-path.js';
 import type {
   CancelOutcome,
   ChainContext,
@@ -131,45 +139,18 @@ export class SqlStore implements Store {
   }
 
   async createResponse(record: NewResponse): Promise<void> {
-    if (this.hotPath) {
-      const texts = await this.responseWrites.add(record);
-      if (isFinished(record.response.status))
-        this.chains.extend(
-          record.tenant,
-          { id: record.response.id, ancestors: record.ancestors, responseJson: texts.response },
-          texts.inputs,
-          texts.outputs,
-        );
-      return;
+    let texts: StoredTexts;
+    if (this.hotPath) texts = await this.responseWrites.add(record);
+    else {
+      texts = toStoredTexts(record);
+      await this.db.transaction().execute((trx) => insertResponseRows(trx, record, texts));
     }
-    const { tenant, response } = record;
-    const final = isFinished(response.status);
-    const responseJson = record.json ?? JSON.stringify(response);
-    const inputs = itemTexts(record.inputItems);
-    const outputs = final ? itemTexts(outputItems(response)) : [];
-    await this.db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('responses')
-        .values({
-          id: response.id,
-          tenant,
-          created_at: response.created_at,
-          status: response.status,
-          previous_response_id: response.previous_response_id,
-          ancestors: JSON.stringify(record.ancestors),
-          body: responseJson,
-          expires_at: record.expiresAt,
-        })
-        .execute();
-      await insertItems(trx, tenant, response.id, INPUT, inputs);
-      await insertItems(trx, tenant, response.id, OUTPUT, outputs);
-    });
-    if (final)
+    if (isFinished(record.response.status))
       this.chains.extend(
-        tenant,
-        { id: response.id, ancestors: record.ancestors, responseJson },
-        inputs,
-        outputs,
+        record.tenant,
+        { id: record.response.id, ancestors: record.ancestors, responseJson: texts.response },
+        texts.inputs,
+        texts.outputs,
       );
   }
 
@@ -319,20 +300,7 @@ export class SqlStore implements Store {
   async enqueueBackground(record: NewResponse, job: NewJob): Promise<void> {
     const { tenant, response } = record;
     await this.db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('responses')
-        .values({
-          id: response.id,
-          tenant,
-          created_at: response.created_at,
-          status: response.status,
-          previous_response_id: response.previous_response_id,
-          ancestors: JSON.stringify(record.ancestors),
-          body: JSON.stringify(response),
-          expires_at: record.expiresAt,
-        })
-        .execute();
-      await insertItems(trx, tenant, response.id, INPUT, itemTexts(record.inputItems));
+      await insertResponseRows(trx, record, toStoredTexts(record));
       await insertEvents(trx, response.id, job.events);
       await trx
         .insertInto('jobs')
@@ -480,7 +448,7 @@ export class SqlStore implements Store {
         .where('response_id', '=', responseId)
         .where('kind', '=', OUTPUT)
         .execute();
-      await insertItems(trx, tenant, responseId, OUTPUT, itemTexts(outputItems(response)));
+      await insertItems(trx, tenant, responseId, OUTPUT, outputTexts(response));
       await trx
         .updateTable('jobs')
         .set({ state: 'done', lease_owner: null, lease_expires_at: null })
@@ -750,10 +718,6 @@ export class SqlStore implements Store {
   }
 }
 
-function outputItems(response: ResponseObject): StoredItem[] {
-  return response.output.map((item) => ({ id: item.id, body: item as unknown as Record<string, unknown> }));
-}
-
 async function insertItems(
   trx: Transaction<Database>,
   tenant: string,
@@ -796,9 +760,28 @@ async function countDeletion(trx: Transaction<Database>): Promise<void> {
     .execute();
 }
 
-/** Items as they are stored: serialised once, so the chain cache keeps exactly what was written. */
-function itemTexts(items: readonly StoredItem[]): ItemText[] {
-  return items.map((item) => ({ id: item.id, text: JSON.stringify(item.body) }));
+/** A response's row and its items, as `texts` serialised them (Kysely; SQLite has its hot path). */
+async function insertResponseRows(
+  trx: Transaction<Database>,
+  record: NewResponse,
+  texts: StoredTexts,
+): Promise<void> {
+  const { tenant, response } = record;
+  await trx
+    .insertInto('responses')
+    .values({
+      id: response.id,
+      tenant,
+      created_at: response.created_at,
+      status: response.status,
+      previous_response_id: response.previous_response_id,
+      ancestors: JSON.stringify(record.ancestors),
+      body: texts.response,
+      expires_at: record.expiresAt,
+    })
+    .execute();
+  await insertItems(trx, tenant, response.id, INPUT, texts.inputs);
+  await insertItems(trx, tenant, response.id, OUTPUT, texts.outputs);
 }
 
 /** Queued, or running under a lease that has run out (its worker is gone). */

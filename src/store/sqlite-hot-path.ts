@@ -1,19 +1,12 @@
 import type SQLite from 'better-sqlite3';
-import { isFinished, type ResponseObject } from '../api/wire.js';
-import { parseItem, type ItemText, type RawChain } from './chain-cache.js';
+import type { ResponseObject } from '../api/wire.js';
+import { parseItem, toStoredTexts, type ItemText, type RawChain, type StoredTexts } from './chain-cache.js';
 import type { Settled } from './group-commit.js';
 import type { QueryObserver } from './open.js';
 import type { NewResponse, StoredItem } from './types.js';
 
 const INPUT = 0;
 const OUTPUT = 1;
-
-/** What a response was stored as, for the chain cache. */
-export interface StoredTexts {
-  response: string;
-  inputs: ItemText[];
-  outputs: ItemText[];
-}
 
 /**
  * The four store calls on every request's path, on SQLite, as prepared better-sqlite3
@@ -53,11 +46,7 @@ export class SqliteHotPath {
     const insert = (record: NewResponse): StoredTexts => {
       const { tenant, response } = record;
       const { insertResponse, insertItem } = this;
-      const texts: StoredTexts = {
-        response: record.json ?? JSON.stringify(response),
-        inputs: [],
-        outputs: [],
-      };
+      const texts = toStoredTexts(record);
       this.observed(insertResponse, () =>
         insertResponse.run(
           response.id,
@@ -70,20 +59,14 @@ export class SqliteHotPath {
           record.expiresAt,
         ),
       );
-      record.inputItems.forEach((item, position) => {
-        const body = JSON.stringify(item.body);
-        texts.inputs.push({ id: item.id, text: body });
-        this.observed(insertItem, () => insertItem.run(response.id, tenant, INPUT, position, item.id, body));
-      });
-      if (isFinished(response.status)) {
-        response.output.forEach((item, position) => {
-          const body = JSON.stringify(item);
-          texts.outputs.push({ id: item.id, text: body });
+      const insertItems = (kind: number, items: readonly ItemText[]) =>
+        items.forEach((item, position) =>
           this.observed(insertItem, () =>
-            insertItem.run(response.id, tenant, OUTPUT, position, item.id, body),
-          );
-        });
-      }
+            insertItem.run(response.id, tenant, kind, position, item.id, item.text),
+          ),
+        );
+      insertItems(INPUT, texts.inputs);
+      insertItems(OUTPUT, texts.outputs);
       return texts;
     };
     this.createResponse = database.transaction(insert);
