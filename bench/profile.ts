@@ -127,6 +127,18 @@ async function minorGcs(origin: string): Promise<{ count: number; seconds: numbe
   return { count: read('count'), seconds: read('sum') };
 }
 
+/** How often minor collections came during the measurement, and how long they took. */
+function describeGcs(
+  after: { count: number; seconds: number },
+  before: { count: number; seconds: number },
+  requests: number,
+): string {
+  const count = after.count - before.count;
+  if (!(count > 0)) return 'none (or no `/metrics` to read them from)';
+  const each = (1000 * (after.seconds - before.seconds)) / count;
+  return `one per ${Math.round(requests / count)} requests, ${each.toFixed(2)} ms each`;
+}
+
 /** USER_HZ: the unit of /proc's CPU times, 100 on every mainstream Linux build. */
 const CLOCK_TICKS = 100;
 
@@ -175,9 +187,7 @@ async function main(): Promise<void> {
     `${Math.round(result.rps)} rps, p50 ${(result.latency.p50 / 1000).toFixed(3)} ms, p99 ${(result.latency.p99 / 1000).toFixed(3)} ms, ${result.errors} errors (concurrency ${args.concurrency}, ${args.body})\n` +
       `Ferry's CPU per request: ${Math.round(cpuPerRequest)} µs (user + system, from /proc)\n` +
       `by thread: ${perThread}\n` +
-      (gcBefore && gcAfter
-        ? `minor GCs: one per ${Math.round(result.requests / (gcAfter.count - gcBefore.count))} requests, ${((1000 * (gcAfter.seconds - gcBefore.seconds)) / (gcAfter.count - gcBefore.count)).toFixed(2)} ms each\n`
-        : ''),
+      (gcBefore && gcAfter ? `minor GCs: ${describeGcs(gcAfter, gcBefore, result.requests)}\n` : ''),
   );
   if (args.plain) return;
   // The main thread's profile: CPU.<date>.<time>.<pid>.<thread>.<n>.cpuprofile with thread 0
