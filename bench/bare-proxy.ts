@@ -2,7 +2,9 @@
  * A reference point, not a gateway: the least a Node.js proxy can do per request (read the
  * request, call the backend over a pooled keep-alive connection, return its answer). Measured
  * in the same run as Ferry, it shows how much of Ferry's added latency is the proxy hop itself
- * on this machine, and how much is Ferry's work.
+ * on this machine, and how much is Ferry's work. A GET is answered at once with a small JSON
+ * body, without the backend: the least any Node.js HTTP answer costs here, the floor for
+ * Ferry's endpoints that never call a backend (retrieve, input items, delete, probes).
  *
  *   node --import tsx bench/bare-proxy.ts --backend http://127.0.0.1:PORT   → prints {"port":N}
  */
@@ -19,7 +21,14 @@ const body = JSON.stringify({
   stream: false,
 });
 
+const FLOOR_BODY = JSON.stringify({ object: 'list', data: [] });
+
 const server = createServer((request, response) => {
+  if (request.method === 'GET') {
+    request.resume();
+    response.writeHead(200, { 'content-type': 'application/json' }).end(FLOOR_BODY);
+    return;
+  }
   request.resume();
   request.on('end', async () => {
     try {

@@ -10,10 +10,15 @@ import { Pool } from 'undici';
 
 export interface LoadSpec {
   mode: 'requests' | 'stream' | 'hold';
-  /** Requests mode: GET or POST (default). */
-  method?: 'GET' | 'POST';
+  /** Requests mode: GET, DELETE or POST (default; the only one that sends `body`). */
+  method?: 'GET' | 'POST' | 'DELETE';
   origin: string;
   path: string;
+  /**
+   * Requests mode: paths to use once each, in order, instead of `path` (e.g. a DELETE per
+   * stored response); the run ends early when they are used up.
+   */
+  paths?: string[];
   body: string;
   headers?: Record<string, string>;
   /** Concurrent connections (requests, hold). */
@@ -83,13 +88,15 @@ async function requests(pool: Pool, spec: LoadSpec): Promise<RequestsResult> {
   let errors = 0;
   let measuring = false;
   let stop = false;
-  const one = async () => {
+  let used = 0;
+  const nextPath = () => (spec.paths ? spec.paths[used++] : spec.path);
+  const one = async (path: string) => {
     const start = process.hrtime.bigint();
     try {
       const response =
-        spec.method === 'GET'
-          ? await pool.request({ method: 'GET', path: spec.path })
-          : await pool.request({ method: 'POST', path: spec.path, headers, body: spec.body });
+        spec.method === 'GET' || spec.method === 'DELETE'
+          ? await pool.request({ method: spec.method, path })
+          : await pool.request({ method: 'POST', path, headers, body: spec.body });
       await response.body.dump();
       if (response.statusCode !== 200) throw new Error(String(response.statusCode));
       if (measuring) latencies.push(microseconds(start));
@@ -97,17 +104,20 @@ async function requests(pool: Pool, spec: LoadSpec): Promise<RequestsResult> {
       if (measuring) errors++;
     }
   };
-  const workers = Array.from({ length: spec.concurrency }, async () => {
-    while (!stop) await one();
-  });
-  await new Promise((resolve) => setTimeout(resolve, spec.warmupMs ?? 500));
+  const workers = Promise.all(
+    Array.from({ length: spec.concurrency }, async () => {
+      for (let path = nextPath(); !stop && path !== undefined; path = nextPath()) await one(path);
+    }),
+  );
+  const elapse = (ms: number) => Promise.race([workers, new Promise((resolve) => setTimeout(resolve, ms))]);
+  await elapse(spec.warmupMs ?? 500);
   measuring = true;
   const started = process.hrtime.bigint();
-  await new Promise((resolve) => setTimeout(resolve, spec.durationMs ?? 2000));
+  await elapse(spec.durationMs ?? 2000);
   measuring = false;
   const elapsed = microseconds(started) / 1e6;
   stop = true;
-  await Promise.all(workers);
+  await workers;
   return {
     requests: latencies.length,
     errors,

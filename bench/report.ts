@@ -16,7 +16,8 @@ export interface BenchReport {
     /** bench/bare-proxy.ts: the least a Node proxy hop costs on this machine. */
     bareProxy: RequestsResult;
   };
-  retrieve: RequestsResult;
+  /** Every other endpoint at concurrency 1, and the floor: a bare Node server answering at once. */
+  endpoints: { floor: RequestsResult; rows: { name: string; result: RequestsResult }[] };
   sweep: { concurrency: number; direct: RequestsResult; bareProxy: RequestsResult; ferry: RequestsResult }[];
   streaming: { direct: StreamResult; ferry: StreamResult; held: (HoldResult & { rssMb: number })[] };
   state: {
@@ -142,8 +143,21 @@ export function renderMarkdown(report: BenchReport): string {
   line('Ferry `POST /v1/responses`, store:false', unstored, direct);
   line('fake backend directly, streamed (whole body)', directStreamed);
   line('Ferry `POST /v1/responses`, stream:true (whole body)', streamed, directStreamed);
-  line('Ferry `GET /v1/responses/{id}`', report.retrieve);
   line('reference: bare Node proxy to the same backend (`bench/bare-proxy.ts`)', bareProxy, direct);
+
+  lines.push(
+    '',
+    '### 1b. Every other endpoint (concurrency 1)',
+    '',
+    'None of these calls a backend, so each is set against the floor: a bare Node server answering a GET at once, on the same core.',
+    '',
+  );
+  row('endpoint', 'p50', 'p90', 'p99', 'over the floor p50', 'over the floor p99');
+  row('---', '---:', '---:', '---:', '---:', '---:');
+  const { floor } = report.endpoints;
+  line('floor: bare Node server, `GET` answered at once (`bench/bare-proxy.ts`)', floor);
+  for (const { name, result } of report.endpoints.rows)
+    line(result.errors ? `${name} — **${result.errors} errors**` : name, result, floor);
 
   lines.push('', '### 2. Throughput frontier (blocking, store:true)', '');
   row('p99 bound', 'direct rps', 'bare Node proxy rps', 'Ferry rps', 'Ferry / direct', 'Ferry / bare proxy');

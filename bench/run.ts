@@ -56,6 +56,8 @@ const plan = quick
       chain: 1000,
       jobs: 100,
       followUpMs: 800,
+      endpointMs: 800,
+      deletions: 1_500,
     }
   : {
       latencyMs: 5000,
@@ -67,6 +69,8 @@ const plan = quick
       chain: 1000,
       jobs: 400,
       followUpMs: 3000,
+      endpointMs: 2000,
+      deletions: 6_000,
     };
 
 // ── bodies ─────────────────────────────────────────────────────────────────
@@ -148,13 +152,93 @@ async function warmUp(fakeUrl: string, ferry: Ferry): Promise<void> {
     await load(requestsSpec(ferry.url, '/v1/responses', responsesBody(extra), 4, ms));
 }
 
-async function retrieveLatency(ferry: Ferry, report: BenchReport): Promise<void> {
-  const created = await post(`${ferry.url}/v1/responses`, { model: 'bench', input: 'keep me' });
-  const spec: LoadSpec = {
-    ...requestsSpec(ferry.url, `/v1/responses/${String(created.id)}`, '', 1, plan.latencyMs),
-    method: 'GET',
-  };
-  report.retrieve = await load<RequestsResult>(spec);
+/**
+ * Every endpoint besides creating a response, one request at a time, next to the floor: a bare
+ * Node server answering a GET at once (`bench/bare-proxy.ts`). None of these calls a backend
+ * (model listings are cached), so what they add over the floor is Ferry's own work.
+ */
+async function endpointLatency(fakeUrl: string, ferry: Ferry, report: BenchReport): Promise<void> {
+  const stored = await post(`${ferry.url}/v1/responses`, { model: 'bench', input: 'keep me' });
+  const background = await post(`${ferry.url}/v1/responses`, {
+    model: 'bench',
+    input: 'keep me',
+    background: true,
+  });
+  const streamed = await backgroundStream(ferry);
+  await waitUntilFinished(ferry, String(background.id));
+  const doomed = await createMany(ferry, plan.deletions, { model: 'bench', input: 'delete me' });
+
+  const timed = (path: string, method: LoadSpec['method'] = 'GET', origin = ferry.url) =>
+    load<RequestsResult>({ ...requestsSpec(origin, path, '', 1, plan.endpointMs), method });
+  const bare = await startBareProxy(fakeUrl);
+  const floor = await timed('/', 'GET', bare.url);
+  bare.child.kill();
+  const rows: { name: string; result: RequestsResult }[] = [];
+  const row = async (name: string, path: string, method?: LoadSpec['method']) =>
+    rows.push({ name, result: await timed(path, method) });
+  await row('`GET /healthz`', '/healthz');
+  await row('`GET /readyz` (database and backend checks)', '/readyz');
+  await row('`GET /metrics`', '/metrics');
+  await row("`GET /v1/models` (the backends' listings, cached)", '/v1/models');
+  await row('`GET /v1/models/{model}`', '/v1/models/bench');
+  await row('`GET /v1/compatibility`', '/v1/compatibility');
+  await row('`GET /v1/responses/{id}`', `/v1/responses/${String(stored.id)}`);
+  await row('`GET /v1/responses/{id}/input_items`', `/v1/responses/${String(stored.id)}/input_items`);
+  await row(
+    `\`GET /v1/responses/{id}?stream=true\` (replays a finished background stream of ${streamed.events} events)`,
+    `/v1/responses/${streamed.id}?stream=true`,
+  );
+  await row(
+    '`POST /v1/responses/{id}/cancel` (a finished background response, answered as it is)',
+    `/v1/responses/${String(background.id)}/cancel`,
+    'POST',
+  );
+  rows.push({
+    name: '`DELETE /v1/responses/{id}` (each request deletes another stored response)',
+    result: await load<RequestsResult>({
+      ...requestsSpec(ferry.url, '', '', 1, plan.endpointMs),
+      method: 'DELETE',
+      paths: doomed.map((id) => `/v1/responses/${id}`),
+    }),
+  });
+  report.endpoints = { floor, rows };
+}
+
+/** Creates a background response with `stream: true`, reads its stream to the end. */
+async function backgroundStream(ferry: Ferry): Promise<{ id: string; events: number }> {
+  const response = await request(`${ferry.url}/v1/responses`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: responsesBody({ background: true, stream: true }),
+  });
+  const text = await response.body.text();
+  const id = /"id":"(resp_[^"]+)"/.exec(text)?.[1];
+  if (response.statusCode !== 200 || !id)
+    throw new Error(`background stream: ${response.statusCode} ${text}`);
+  return { id, events: text.split('\nevent: ').length };
+}
+
+/** Stores `count` responses, eight requests at a time; returns their ids. */
+async function createMany(ferry: Ferry, count: number, body: Record<string, unknown>): Promise<string[]> {
+  const ids: string[] = [];
+  let sent = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (sent++ < count) ids.push(String((await post(`${ferry.url}/v1/responses`, body)).id));
+    }),
+  );
+  return ids;
+}
+
+/** Polls a (background) response until it is no longer queued or in progress. */
+async function waitUntilFinished(ferry: Ferry, id: string): Promise<void> {
+  for (let attempt = 0; attempt < 3_000; attempt++) {
+    const response = await request(`${ferry.url}/v1/responses/${id}`);
+    const body = (await response.body.json()) as { status: string };
+    if (body.status !== 'queued' && body.status !== 'in_progress') return;
+    await sleep(20);
+  }
+  throw new Error(`response ${id} did not finish`);
 }
 
 async function throughput(fakeUrl: string, ferry: Ferry, report: BenchReport): Promise<void> {
@@ -281,26 +365,8 @@ async function backgroundThroughput(
   ferry: Ferry,
 ): Promise<{ jobs: number; seconds: number; jobsPerSecond: number }> {
   const started = performance.now();
-  const ids: string[] = [];
-  await Promise.all(
-    Array.from({ length: 8 }, async () => {
-      while (ids.length < plan.jobs) {
-        ids.push(
-          String(
-            (await post(`${ferry.url}/v1/responses`, { model: 'bench', input: 'job', background: true })).id,
-          ),
-        );
-      }
-    }),
-  );
-  for (const id of ids) {
-    for (;;) {
-      const response = await request(`${ferry.url}/v1/responses/${id}`);
-      const body = (await response.body.json()) as { status: string };
-      if (body.status !== 'queued' && body.status !== 'in_progress') break;
-      await sleep(20);
-    }
-  }
+  const ids = await createMany(ferry, plan.jobs, { model: 'bench', input: 'job', background: true });
+  for (const id of ids) await waitUntilFinished(ferry, id);
   const seconds = (performance.now() - started) / 1000;
   return { jobs: ids.length, seconds, jobsPerSecond: ids.length / seconds };
 }
@@ -390,7 +456,7 @@ async function main(): Promise<void> {
   if (wanted('latency')) {
     step('added latency');
     await addedLatency(fake.url, ferry, report);
-    await retrieveLatency(ferry, report);
+    await endpointLatency(fake.url, ferry, report);
   }
   if (wanted('throughput')) {
     step('throughput sweep');
