@@ -1,11 +1,13 @@
 /**
  * The benchmark's load generator, run as its own process (so its work never shares an event
  * loop with what it measures). Closed loop over undici keep-alive connections, timing every
- * request with the monotonic clock in microseconds.
+ * request with the monotonic clock in microseconds. One process serves a whole run, so its
+ * own code stays compiled and no measurement waits for a process to start:
  *
- *   node --import tsx bench/load.ts spec.json   → prints a JSON result
+ *   node --import tsx bench/load.ts --serve   ← a JSON LoadSpec per line on stdin
+ *                                             → its result (or {"error":…}) per line on stdout
  */
-import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { Pool } from 'undici';
 
 export interface LoadSpec {
@@ -221,16 +223,14 @@ export async function runLoad(spec: LoadSpec): Promise<RequestsResult | StreamRe
   }
 }
 
-// Run as a child process with the path of a JSON LoadSpec (bodies can be too long for argv).
-if (process.argv[2]) {
-  runLoad(JSON.parse(readFileSync(process.argv[2], 'utf8')) as LoadSpec).then(
-    (result) => {
-      process.stdout.write(`${JSON.stringify(result)}\n`);
-      process.exit(0);
-    },
-    (error: unknown) => {
-      process.stderr.write(`${String(error)}\n`);
-      process.exit(1);
-    },
-  );
+if (process.argv[2] === '--serve') {
+  for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+    let answer: unknown;
+    try {
+      answer = await runLoad(JSON.parse(line) as LoadSpec);
+    } catch (error) {
+      answer = { error: String(error) };
+    }
+    process.stdout.write(`${JSON.stringify(answer)}\n`);
+  }
 }

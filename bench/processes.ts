@@ -6,6 +6,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { request } from 'undici';
 import type { LoadSpec } from './load.js';
 
@@ -26,10 +27,13 @@ export function hasTaskset(): boolean {
 export function spawnOn(
   cpu: string,
   command: string[],
-  options: { stdio?: 'pipe' | 'ignore' | 'inherit' } = {},
+  options: { stdio?: 'pipe' | 'ignore' | 'inherit'; stdin?: 'pipe' | 'ignore' } = {},
 ): ChildProcess {
   const [program, ...rest] = PINNING ? ['taskset', '-c', cpu, ...command] : command;
-  return spawn(program!, rest, { cwd: ROOT, stdio: ['ignore', options.stdio ?? 'pipe', 'inherit'] });
+  return spawn(program!, rest, {
+    cwd: ROOT,
+    stdio: [options.stdin ?? 'ignore', options.stdio ?? 'pipe', 'inherit'],
+  });
 }
 
 const children: ChildProcess[] = [];
@@ -141,16 +145,30 @@ export async function startFerry(
   };
 }
 
-const specDirectory = mkdtempSync(join(tmpdir(), 'ferry-bench-load-'));
-process.on('exit', () => rmSync(specDirectory, { recursive: true, force: true }));
-let specs = 0;
+let loader: { child: ChildProcess; answers: AsyncIterator<string> } | undefined;
+let loads: Promise<unknown> = Promise.resolve();
 
-export async function load<T>(spec: LoadSpec): Promise<T> {
-  const file = join(specDirectory, `${++specs}.json`);
-  writeFileSync(file, JSON.stringify(spec));
-  const child = spawnOn(CLIENT_CPU, [process.execPath, '--import', 'tsx', 'bench/load.ts', file]);
-  children.push(child);
-  return JSON.parse(await firstLine(child)) as T;
+/** Runs one measurement on the load generator (bench/load.ts), one at a time, on the client core. */
+export function load<T>(spec: LoadSpec): Promise<T> {
+  const measured = loads.then(() => measure<T>(spec));
+  loads = measured.catch(() => undefined);
+  return measured;
+}
+
+async function measure<T>(spec: LoadSpec): Promise<T> {
+  if (!loader) {
+    const child = spawnOn(CLIENT_CPU, [process.execPath, '--import', 'tsx', 'bench/load.ts', '--serve'], {
+      stdin: 'pipe',
+    });
+    children.push(child);
+    loader = { child, answers: createInterface({ input: child.stdout! })[Symbol.asyncIterator]() };
+  }
+  loader.child.stdin!.write(`${JSON.stringify(spec)}\n`);
+  const { value, done } = await loader.answers.next();
+  if (done) throw new Error('the load generator exited');
+  const answer = JSON.parse(value) as T | { error: string };
+  if (answer && typeof answer === 'object' && 'error' in answer) throw new Error(`load: ${answer.error}`);
+  return answer as T;
 }
 
 export function rssMb(pid: number): number {

@@ -50,14 +50,15 @@ const plan = quick
       latencyMs: 1500,
       warmUpMs: 1000,
       sweepMs: 1000,
-      sweep: [1, 2, 4, 8, 16, 32, 64, 128],
+      sweep: [1, 4, 16, 32, 128],
       streams: 5,
+      streamWarmups: 500,
       hold: [250, 1000],
       chain: 1000,
       jobs: 100,
       followUpMs: 800,
-      endpointMs: 800,
-      deletions: 1_500,
+      endpointMs: 500,
+      deletions: 1_000,
     }
   : {
       latencyMs: 5000,
@@ -65,6 +66,7 @@ const plan = quick
       sweepMs: 3000,
       sweep: [1, 2, 4, 8, 16, 32, 64, 128],
       streams: 30,
+      streamWarmups: 2000,
       hold: [250, 500, 1000, 1500],
       chain: 1000,
       jobs: 400,
@@ -110,7 +112,12 @@ function requestsSpec(
 
 // ── scenarios ──────────────────────────────────────────────────────────────
 
-async function addedLatency(fakeUrl: string, ferry: Ferry, report: BenchReport): Promise<void> {
+async function addedLatency(
+  fakeUrl: string,
+  bareUrl: string,
+  ferry: Ferry,
+  report: BenchReport,
+): Promise<void> {
   const direct = await load<RequestsResult>(
     requestsSpec(fakeUrl, '/api/chat', DIRECT_BODY, 1, plan.latencyMs),
   );
@@ -132,22 +139,23 @@ async function addedLatency(fakeUrl: string, ferry: Ferry, report: BenchReport):
   const directStreamed = await load<RequestsResult>(
     requestsSpec(fakeUrl, '/api/chat', DIRECT_STREAM_BODY, 1, plan.latencyMs),
   );
-  const bare = await startBareProxy(fakeUrl);
   const bareProxy = await load<RequestsResult>(
-    requestsSpec(bare.url, '/v1/responses', responsesBody(), 1, plan.latencyMs),
+    requestsSpec(bareUrl, '/v1/responses', responsesBody(), 1, plan.latencyMs),
   );
-  bare.child.kill();
   report.latency = { direct, stored, unstored, streamed, directStreamed, bareProxy };
 }
 
 /**
- * Brings Ferry (and the backend) to the steady state of a server that has been running a while
- * (code optimised by the JIT, pools and caches filled) before anything is measured: a fresh
- * process otherwise spends the first seconds of the first measurement compiling.
+ * Brings Ferry, the bare proxy and the backend to the steady state of a server that has been
+ * running a while (code optimised by the JIT, pools and caches filled) before anything is
+ * measured: a fresh process otherwise spends the first seconds of the first measurement
+ * compiling, and the reference would look slower than it is.
  */
-async function warmUp(fakeUrl: string, ferry: Ferry): Promise<void> {
+async function warmUp(fakeUrl: string, bareUrl: string, ferry: Ferry): Promise<void> {
   const ms = plan.warmUpMs;
   await load(requestsSpec(fakeUrl, '/api/chat', DIRECT_BODY, 4, ms));
+  await load(requestsSpec(bareUrl, '/v1/responses', responsesBody(), 4, ms));
+  await load({ ...requestsSpec(bareUrl, '/', '', 4, ms), method: 'GET' });
   for (const extra of [{}, { store: false }, { stream: true, store: false }])
     await load(requestsSpec(ferry.url, '/v1/responses', responsesBody(extra), 4, ms));
 }
@@ -157,7 +165,7 @@ async function warmUp(fakeUrl: string, ferry: Ferry): Promise<void> {
  * Node server answering a GET at once (`bench/bare-proxy.ts`). None of these calls a backend
  * (model listings are cached), so what they add over the floor is Ferry's own work.
  */
-async function endpointLatency(fakeUrl: string, ferry: Ferry, report: BenchReport): Promise<void> {
+async function endpointLatency(bareUrl: string, ferry: Ferry, report: BenchReport): Promise<void> {
   const stored = await post(`${ferry.url}/v1/responses`, { model: 'bench', input: 'keep me' });
   const background = await post(`${ferry.url}/v1/responses`, {
     model: 'bench',
@@ -170,9 +178,7 @@ async function endpointLatency(fakeUrl: string, ferry: Ferry, report: BenchRepor
 
   const timed = (path: string, method: LoadSpec['method'] = 'GET', origin = ferry.url) =>
     load<RequestsResult>({ ...requestsSpec(origin, path, '', 1, plan.endpointMs), method });
-  const bare = await startBareProxy(fakeUrl);
-  const floor = await timed('/', 'GET', bare.url);
-  bare.child.kill();
+  const floor = await timed('/', 'GET', bareUrl);
   const rows: { name: string; result: RequestsResult }[] = [];
   const row = async (name: string, path: string, method?: LoadSpec['method']) =>
     rows.push({ name, result: await timed(path, method) });
@@ -241,16 +247,20 @@ async function waitUntilFinished(ferry: Ferry, id: string): Promise<void> {
   throw new Error(`response ${id} did not finish`);
 }
 
-async function throughput(fakeUrl: string, ferry: Ferry, report: BenchReport): Promise<void> {
+async function throughput(
+  fakeUrl: string,
+  bareUrl: string,
+  ferry: Ferry,
+  report: BenchReport,
+): Promise<void> {
   report.sweep = [];
   let peakRss = 0;
-  const bare = await startBareProxy(fakeUrl);
   for (const concurrency of plan.sweep) {
     const direct = await load<RequestsResult>(
       requestsSpec(fakeUrl, '/api/chat', DIRECT_BODY, concurrency, plan.sweepMs),
     );
     const bareProxy = await load<RequestsResult>(
-      requestsSpec(bare.url, '/v1/responses', responsesBody(), concurrency, plan.sweepMs),
+      requestsSpec(bareUrl, '/v1/responses', responsesBody(), concurrency, plan.sweepMs),
     );
     const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMb(ferry.pid))), 100);
     const viaFerry = await load<RequestsResult>(
@@ -259,7 +269,6 @@ async function throughput(fakeUrl: string, ferry: Ferry, report: BenchReport): P
     clearInterval(sampler);
     report.sweep.push({ concurrency, direct, bareProxy, ferry: viaFerry });
   }
-  bare.child.kill();
   report.memory.underLoadMb = peakRss;
 }
 
@@ -268,7 +277,7 @@ async function streaming(report: BenchReport): Promise<void> {
   const ferry = await startFerry(fake.url, 'sqlite');
   // Both sides are first warmed up with unpaced streams (model "warmup"), so the paced ones
   // measure steady-state code rather than the first calls of a fresh process.
-  const warmup = { warmupCount: 2000 };
+  const warmup = { warmupCount: plan.streamWarmups };
   const direct = await load<StreamResult>({
     mode: 'stream',
     origin: fake.url,
@@ -376,6 +385,7 @@ async function state(fakeUrl: string, ferry: Ferry, report: BenchReport): Promis
     sqlite: { chain: await chainCosts(ferry, fakeUrl), background: await backgroundThroughput(ferry) },
   };
   if (args['no-postgres']) return;
+  step('state on PostgreSQL');
   let schema: string | undefined;
   const admin = new pg.Client({ connectionString: args.postgres });
   try {
@@ -448,19 +458,21 @@ async function main(): Promise<void> {
   const ferry = await startFerry(fake.url, 'sqlite');
   await sleep(500);
   report.memory.idleMb = rssMb(ferry.pid);
+  const bare = await startBareProxy(fake.url);
   step('warm-up');
-  await warmUp(fake.url, ferry);
+  await warmUp(fake.url, bare.url, ferry);
 
   const only = args.only?.split(',');
   const wanted = (section: string) => !only || only.includes(section);
   if (wanted('latency')) {
     step('added latency');
-    await addedLatency(fake.url, ferry, report);
-    await endpointLatency(fake.url, ferry, report);
+    await addedLatency(fake.url, bare.url, ferry, report);
+    step('every other endpoint');
+    await endpointLatency(bare.url, ferry, report);
   }
   if (wanted('throughput')) {
     step('throughput sweep');
-    await throughput(fake.url, ferry, report);
+    await throughput(fake.url, bare.url, ferry, report);
     await sleep(3000);
     report.memory.afterLoadMb = rssMb(ferry.pid);
   }
@@ -469,11 +481,13 @@ async function main(): Promise<void> {
     await state(fake.url, ferry, report);
   }
   await ferry.stop();
+  bare.child.kill();
   if (wanted('streaming')) {
     step('streaming');
     await streaming(report);
   }
   await againstTarget(fake.url, report);
+  step('done');
   if (only) {
     // A partial run is for iterating: print what was measured, write no report.
     process.stdout.write(`${JSON.stringify(report, null, 1)}\n`);
@@ -496,8 +510,11 @@ async function main(): Promise<void> {
   fake.child.kill();
 }
 
+const benchStarted = performance.now();
+
+/** Announces a section, with the time since the run began (for keeping `--quick` quick). */
 function step(name: string): void {
-  process.stderr.write(`· ${name}\n`);
+  process.stderr.write(`· ${name} (at ${Math.round((performance.now() - benchStarted) / 1000)} s)\n`);
 }
 
 main().then(
