@@ -1,5 +1,5 @@
 /**
- * `npm run bench:profile [-- --concurrency 16] [-- --seconds 5] [-- --body stored|unstored|stream] [-- --plain]`
+ * `npm run bench:profile [-- --concurrency 16] [-- --seconds 5] [-- --warmup-seconds 4] [-- --body stored|unstored|stream] [-- --plain]`
  *
  * Profiles Ferry under the benchmark's load: the fake backend and Ferry as `npm run bench`
  * starts them, Ferry under `node --cpu-prof`, a closed loop of requests for a few seconds,
@@ -21,6 +21,8 @@ const { values: args } = parseArgs({
   options: {
     concurrency: { type: 'string', default: '16' },
     seconds: { type: 'string', default: '5' },
+    /** Load before measuring, so the JIT has compiled the request path (V8's compiler threads quiet). */
+    'warmup-seconds': { type: 'string', default: '4' },
     body: { type: 'string', default: 'stored' },
     top: { type: 'string', default: '30' },
     plain: { type: 'boolean', default: false },
@@ -162,7 +164,7 @@ async function main(): Promise<void> {
     body: JSON.stringify(body),
     concurrency: Number(args.concurrency),
   };
-  await load<RequestsResult>({ ...spec, durationMs: 1000, warmupMs: 0 });
+  await load<RequestsResult>({ ...spec, durationMs: Number(args['warmup-seconds']) * 1000, warmupMs: 0 });
   const cpuBefore = cpuMicros(ferry.pid);
   const threadsBefore = cpuByThread(ferry.pid);
   const gcBefore = args.plain ? await minorGcs(ferry.url) : undefined;
