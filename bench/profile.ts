@@ -10,12 +10,12 @@
  * and prints Ferry's CPU per request by thread and its young-generation collections (how often,
  * how long). `--node-flags=--trace-gc --ferry-output` shows every collection as it happens.
  */
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { RequestsResult } from './load.js';
-import { load, startFake, startFerry } from './processes.js';
+import { ROOT, load, sleep, startFake, startFerry } from './processes.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -26,6 +26,8 @@ const { values: args } = parseArgs({
     body: { type: 'string', default: 'stored' },
     top: { type: 'string', default: '30' },
     plain: { type: 'boolean', default: false },
+    /** Sample what Ferry allocates per request (V8's sampling heap profiler) instead of its CPU. */
+    allocations: { type: 'boolean', default: false },
     /** Show Ferry's stdout: its logs, and what flags such as `--trace-gc` print. */
     'ferry-output': { type: 'boolean', default: false },
     /** Extra `node` flags for Ferry, space-separated (e.g. "--max-semi-space-size=32"). */
@@ -82,16 +84,48 @@ function summarise(profile: CpuProfile, from: number, to: number, top: number): 
     busy += micros;
     const area = areaOf(frame);
     areas.set(area, (areas.get(area) ?? 0) + micros);
-    const name = `${frame.functionName || '(anonymous)'}  ${frame.url.replace(/.*node_modules\//, '').replace(/.*\/dist\//, 'dist/')}:${frame.lineNumber + 1}`;
+    const name = functionName(frame);
     functions.set(name, (functions.get(name) ?? 0) + micros);
   }
-  const table = (rows: Map<string, number>, limit: number) =>
-    [...rows]
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, limit)
-      .map(([name, micros]) => `${((100 * micros) / busy).toFixed(1).padStart(5)} %  ${name}`)
-      .join('\n');
-  return `Busy CPU ${(busy / 1e6).toFixed(2)} s\n\nBy area (self time)\n${table(areas, 40)}\n\nTop functions (self time)\n${table(functions, top)}\n`;
+  return `Busy CPU ${(busy / 1e6).toFixed(2)} s\n\nBy area (self time)\n${shares(areas, busy, 40)}\n\nTop functions (self time)\n${shares(functions, busy, top)}\n`;
+}
+
+/** `name → amount` as percentages of `total`, largest first. */
+function shares(rows: Map<string, number>, total: number, limit: number): string {
+  return [...rows]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, limit)
+    .map(([name, amount]) => `${((100 * amount) / total).toFixed(1).padStart(5)} %  ${name}`)
+    .join('\n');
+}
+
+function functionName(frame: ProfileNode['callFrame']): string {
+  return `${frame.functionName || '(anonymous)'}  ${frame.url.replace(/.*node_modules\//, '').replace(/.*\/dist\//, 'dist/')}:${frame.lineNumber + 1}`;
+}
+
+interface AllocationNode {
+  callFrame: ProfileNode['callFrame'];
+  selfSize: number;
+  children: AllocationNode[];
+}
+
+/** Bytes allocated per request, by area and by allocating function, from a sampling heap profile. */
+function summariseAllocations(head: AllocationNode, requests: number, top: number): string {
+  const areas = new Map<string, number>();
+  const functions = new Map<string, number>();
+  let total = 0;
+  const visit = (node: AllocationNode) => {
+    if (node.selfSize > 0) {
+      total += node.selfSize;
+      const area = areaOf(node.callFrame);
+      areas.set(area, (areas.get(area) ?? 0) + node.selfSize);
+      const name = functionName(node.callFrame);
+      functions.set(name, (functions.get(name) ?? 0) + node.selfSize);
+    }
+    node.children.forEach(visit);
+  };
+  visit(head);
+  return `Allocated ${(total / 1e6).toFixed(1)} MB: ${(total / requests / 1024).toFixed(1)} KB per request\n\nBy area (bytes allocated)\n${shares(areas, total, 40)}\n\nTop allocating functions\n${shares(functions, total, top)}\n`;
 }
 
 /** User plus system CPU time of a process so far (Linux), in microseconds. */
@@ -150,9 +184,15 @@ const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n);
 async function main(): Promise<void> {
   const directory = mkdtempSync(join(tmpdir(), 'ferry-profile-'));
   const fake = await startFake(16, 0);
+  const allocationFile = join(directory, 'allocations.heapprofile');
+  if (args.allocations) process.env.FERRY_ALLOCATION_PROFILE = allocationFile;
   const flags = [
     ...(args['node-flags'] ? args['node-flags'].split(' ') : []),
-    ...(args.plain ? [] : ['--cpu-prof', '--cpu-prof-dir', directory]),
+    ...(args.allocations
+      ? ['--import', join(ROOT, 'bench', 'allocation-sampler.mjs')]
+      : args.plain
+        ? []
+        : ['--cpu-prof', '--cpu-prof-dir', directory]),
   ];
   const ferry = await startFerry(fake.url, 'sqlite', {}, flags, args['ferry-output'] ? 'inherit' : 'ignore');
   const body = BODIES[args.body!];
@@ -168,6 +208,10 @@ async function main(): Promise<void> {
   const cpuBefore = cpuMicros(ferry.pid);
   const threadsBefore = cpuByThread(ferry.pid);
   const gcBefore = args.plain ? await minorGcs(ferry.url) : undefined;
+  if (args.allocations) {
+    process.kill(ferry.pid, 'SIGUSR2');
+    await sleep(200);
+  }
   const started = monotonicMicros();
   const result = await load<RequestsResult>({
     ...spec,
@@ -183,6 +227,14 @@ async function main(): Promise<void> {
     .join(', ');
   const finished = monotonicMicros();
   const gcAfter = gcBefore ? await minorGcs(ferry.url) : undefined;
+  if (args.allocations) {
+    process.kill(ferry.pid, 'SIGUSR2');
+    for (let waited = 0; !existsSync(allocationFile); waited += 100) {
+      if (waited > 30_000) throw new Error('Ferry wrote no allocation profile');
+      await sleep(100);
+    }
+    await sleep(200); // the write is synchronous, but let it finish before reading
+  }
   await ferry.stop();
   fake.child.kill();
   process.stdout.write(
@@ -191,6 +243,13 @@ async function main(): Promise<void> {
       `by thread: ${perThread}\n` +
       (gcBefore && gcAfter ? `minor GCs: ${describeGcs(gcAfter, gcBefore, result.requests)}\n` : ''),
   );
+  if (args.allocations) {
+    const profile = JSON.parse(readFileSync(allocationFile, 'utf8')) as { head: AllocationNode };
+    process.stdout.write(
+      `Allocation profile: ${allocationFile}\n\n${summariseAllocations(profile.head, result.requests, Number(args.top))}`,
+    );
+    return;
+  }
   if (args.plain) return;
   // The main thread's profile: CPU.<date>.<time>.<pid>.<thread>.<n>.cpuprofile with thread 0
   // (worker threads, such as the WAL checkpointer, write their own).
