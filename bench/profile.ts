@@ -1,5 +1,5 @@
 /**
- * `npm run bench:profile [-- --concurrency 16] [-- --seconds 5] [-- --warmup-seconds 4] [-- --body stored|unstored|stream] [-- --plain]`
+ * `npm run bench:profile [-- --concurrency 16] [-- --seconds 5] [-- --warmup-seconds 4] [-- --body stored|unstored|stream] [-- --plain | --allocations]`
  *
  * Profiles Ferry under the benchmark's load: the fake backend and Ferry as `npm run bench`
  * starts them, Ferry under `node --cpu-prof`, a closed loop of requests for a few seconds,
@@ -9,6 +9,7 @@
  * `--plain` runs the same load without the profiler (which slows Ferry), for before/after rates,
  * and prints Ferry's CPU per request by thread and its young-generation collections (how often,
  * how long). `--node-flags=--trace-gc --ferry-output` shows every collection as it happens.
+ * `--allocations` samples what Ferry allocates per request instead (bench/allocation-sampler.mjs).
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -175,6 +176,14 @@ function describeGcs(
   return `one per ${Math.round(requests / count)} requests, ${each.toFixed(2)} ms each`;
 }
 
+/** Waits (at most 30 s) for the allocation sampler in Ferry to publish a file. */
+async function appears(path: string): Promise<void> {
+  for (let waited = 0; !existsSync(path); waited += 50) {
+    if (waited > 30_000) throw new Error(`Ferry's allocation sampler wrote no ${path}`);
+    await sleep(50);
+  }
+}
+
 /** USER_HZ: the unit of /proc's CPU times, 100 on every mainstream Linux build. */
 const CLOCK_TICKS = 100;
 
@@ -210,7 +219,7 @@ async function main(): Promise<void> {
   const gcBefore = args.plain ? await minorGcs(ferry.url) : undefined;
   if (args.allocations) {
     process.kill(ferry.pid, 'SIGUSR2');
-    await sleep(200);
+    await appears(`${allocationFile}.started`);
   }
   const started = monotonicMicros();
   const result = await load<RequestsResult>({
@@ -229,11 +238,7 @@ async function main(): Promise<void> {
   const gcAfter = gcBefore ? await minorGcs(ferry.url) : undefined;
   if (args.allocations) {
     process.kill(ferry.pid, 'SIGUSR2');
-    for (let waited = 0; !existsSync(allocationFile); waited += 100) {
-      if (waited > 30_000) throw new Error('Ferry wrote no allocation profile');
-      await sleep(100);
-    }
-    await sleep(200); // the write is synchronous, but let it finish before reading
+    await appears(allocationFile);
   }
   await ferry.stop();
   fake.child.kill();
