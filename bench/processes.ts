@@ -189,3 +189,18 @@ export async function post(url: string, body: unknown): Promise<Record<string, u
     throw new Error(`POST ${url}: ${response.statusCode} ${JSON.stringify(json)}`);
   return json;
 }
+
+/** Builds a `previous_response_id` chain of `depth` turns; returns the ids, oldest first. */
+export async function buildChain(origin: string, depth: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let turn = 1; turn <= depth; turn++) {
+    const previous = ids.at(-1);
+    const created = await post(`${origin}/v1/responses`, {
+      model: 'bench',
+      input: `turn ${turn}`,
+      ...(previous ? { previous_response_id: previous } : {}),
+    });
+    ids.push(String(created.id));
+  }
+  return ids;
+}

@@ -1,5 +1,5 @@
 /**
- * `npm run bench:profile [-- --concurrency 16] [-- --seconds 5] [-- --warmup-seconds 4] [-- --body stored|unstored|stream] [-- --plain | --allocations]`
+ * `npm run bench:profile [-- --concurrency 16] [-- --seconds 5] [-- --warmup-seconds 4] [-- --body stored|unstored|stream] [-- --depth 1000] [-- --plain | --allocations]`
  *
  * Profiles Ferry under the benchmark's load: the fake backend and Ferry as `npm run bench`
  * starts them, Ferry under `node --cpu-prof`, a closed loop of requests for a few seconds,
@@ -10,13 +10,15 @@
  * and prints Ferry's CPU per request by thread and its young-generation collections (how often,
  * how long). `--node-flags=--trace-gc --ferry-output` shows every collection as it happens.
  * `--allocations` samples what Ferry allocates per request instead (bench/allocation-sampler.mjs).
+ * `--depth N` first builds a `previous_response_id` chain of N turns and then sends every
+ * request as a follow-up to its last response: the cost of a deep conversation.
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { RequestsResult } from './load.js';
-import { ROOT, load, sleep, startFake, startFerry } from './processes.js';
+import { ROOT, buildChain, load, sleep, startFake, startFerry } from './processes.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -25,6 +27,8 @@ const { values: args } = parseArgs({
     /** Load before measuring, so the JIT has compiled the request path (V8's compiler threads quiet). */
     'warmup-seconds': { type: 'string', default: '4' },
     body: { type: 'string', default: 'stored' },
+    /** Send every request as a follow-up at this `previous_response_id` depth (0: none). */
+    depth: { type: 'string', default: '0' },
     top: { type: 'string', default: '30' },
     plain: { type: 'boolean', default: false },
     /** Sample what Ferry allocates per request (V8's sampling heap profiler) instead of its CPU. */
@@ -206,6 +210,8 @@ async function main(): Promise<void> {
   const ferry = await startFerry(fake.url, 'sqlite', {}, flags, args['ferry-output'] ? 'inherit' : 'ignore');
   const body = BODIES[args.body!];
   if (!body) throw new Error(`--body must be one of ${Object.keys(BODIES).join(', ')}`);
+  const depth = Number(args.depth);
+  if (depth > 0) Object.assign(body, { previous_response_id: (await buildChain(ferry.url, depth)).at(-1) });
   const spec = {
     mode: 'requests' as const,
     origin: ferry.url,
@@ -243,7 +249,7 @@ async function main(): Promise<void> {
   await ferry.stop();
   fake.child.kill();
   process.stdout.write(
-    `${Math.round(result.rps)} rps, p50 ${(result.latency.p50 / 1000).toFixed(3)} ms, p99 ${(result.latency.p99 / 1000).toFixed(3)} ms, ${result.errors} errors (concurrency ${args.concurrency}, ${args.body})\n` +
+    `${Math.round(result.rps)} rps, p50 ${(result.latency.p50 / 1000).toFixed(3)} ms, p99 ${(result.latency.p99 / 1000).toFixed(3)} ms, ${result.errors} errors (concurrency ${args.concurrency}, ${args.body}${depth > 0 ? ` at depth ${depth}` : ''})\n` +
       `Ferry's CPU per request: ${Math.round(cpuPerRequest)} µs (user + system, from /proc)\n` +
       `by thread: ${perThread}\n` +
       (gcBefore && gcAfter ? `minor GCs: ${describeGcs(gcAfter, gcBefore, result.requests)}\n` : ''),

@@ -18,6 +18,7 @@ import type { HoldResult, LoadSpec, RequestsResult, StreamResult } from './load.
 import {
   PINNING,
   ROOT,
+  buildChain,
   load,
   post,
   rssMb,
@@ -332,20 +333,10 @@ const CHAIN_ROUNDS = 3;
  */
 async function chainCosts(ferry: Ferry, fakeUrl: string): Promise<ChainPoint[]> {
   const depths = [1, 10, 100, plan.chain];
-  const at = new Map<number, string>();
-  let previous: string | undefined;
-  for (let depth = 1; depth <= plan.chain; depth++) {
-    const created = await post(`${ferry.url}/v1/responses`, {
-      model: 'bench',
-      input: `turn ${depth}`,
-      ...(previous ? { previous_response_id: previous } : {}),
-    });
-    previous = String(created.id);
-    if (depths.includes(depth)) at.set(depth, previous);
-  }
+  const chain = await buildChain(ferry.url, plan.chain);
   const bodies = new Map<number, { followUp: string; upstream: string }>();
   for (const depth of depths) {
-    const followUp = { model: 'bench', input: 'and now?', previous_response_id: at.get(depth) };
+    const followUp = { model: 'bench', input: 'and now?', previous_response_id: chain[depth - 1] };
     await post(`${ferry.url}/v1/responses`, followUp);
     const upstream = await (await request(`${fakeUrl}/debug/last-chat`)).body.text();
     bodies.set(depth, { followUp: JSON.stringify(followUp), upstream });

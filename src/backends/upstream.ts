@@ -57,7 +57,12 @@ export class UpstreamClient {
   async request(
     method: 'GET' | 'POST',
     path: string,
-    options: { body?: string; signal?: AbortSignal; headers?: Record<string, string>; whole?: boolean } = {},
+    options: {
+      body?: string | Buffer;
+      signal?: AbortSignal;
+      headers?: Record<string, string>;
+      whole?: boolean;
+    } = {},
   ): Promise<UpstreamResponse> {
     try {
       const response = await this.pool.request({

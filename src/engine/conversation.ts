@@ -2,6 +2,7 @@ import type { ContentPart, InputItem, ToolOutputPart } from '../api/create-respo
 import { invalidRequest, notFound } from '../api/errors.js';
 import { newId, type IdPrefix } from '../api/ids.js';
 import type { BackendImage, BackendMessage, BackendToolCall } from '../backends/types.js';
+import { deepFreeze } from '../deep-freeze.js';
 import type { StoredItem } from '../store/types.js';
 import { backendToolName } from './tools/naming.js';
 
@@ -163,7 +164,11 @@ export function toBackendMessages(
 
   const assistant = (): Extract<BackendMessage, { role: 'assistant' }> => {
     // Tool calls right after an assistant message belong to it (one chat turn).
-    if (last?.role === 'assistant') return last;
+    if (last?.role === 'assistant') {
+      // A stored item's shared message is frozen: the turn gets its own copy to add to.
+      if (Object.isFrozen(last)) messages[messages.length - 1] = last = { ...last };
+      return last;
+    }
     const message: BackendMessage = { role: 'assistant', content: '' };
     messages.push(message);
     last = message;
@@ -179,20 +184,10 @@ export function toBackendMessages(
   for (const { body } of items) {
     switch (body.type) {
       case 'message': {
-        const role = body.role as string;
-        const { text, images } = flattenContent(body.content as Body[]);
-        if (role === 'assistant') {
-          const message: BackendMessage = { role: 'assistant', content: text };
-          messages.push(message);
-          last = message;
-          takeReasoning(message);
-        } else {
-          last =
-            role === 'user'
-              ? { role: 'user', content: text, ...(images.length ? { images } : {}) }
-              : { role: 'system', content: text };
-          messages.push(last);
-        }
+        const message = messageOf(body, pendingReasoning);
+        if (message.role === 'assistant') pendingReasoning = '';
+        messages.push(message);
+        last = message;
         break;
       }
       case 'reasoning':
@@ -218,17 +213,7 @@ export function toBackendMessages(
       }
       case 'function_call_output':
       case 'custom_tool_call_output': {
-        const callId = String(body.call_id);
-        const output = body.output as string | ToolOutputPart[];
-        const { text, images } =
-          typeof output === 'string' ? { text: output, images: [] } : flattenContent(output as Body[]);
-        last = {
-          role: 'tool',
-          toolCallId: callId,
-          name: callNames.get(callId) ?? '',
-          content: text,
-          ...(images.length ? { images } : {}),
-        };
+        last = toolOutputOf(body, callNames.get(String(body.call_id)) ?? '');
         messages.push(last);
         break;
       }
@@ -237,6 +222,51 @@ export function toBackendMessages(
     }
   }
   return messages;
+}
+
+/**
+ * The messages of stored items that are frozen (a cached chain's, the same objects on every
+ * follow-up), made once and frozen too, so that drivers can also encode each only once. Each
+ * is kept with what it was made from besides its item (the reasoning before an assistant
+ * message, the name of the call a tool output answers) and made anew if that differs.
+ */
+const storedMessages = new WeakMap<Body, BackendMessage>();
+
+function remembered<M extends BackendMessage>(body: Body, message: M): M {
+  if (Object.isFrozen(body)) storedMessages.set(body, deepFreeze(message));
+  return message;
+}
+
+/** A `message` item as a backend message; an assistant's carries the reasoning before it. */
+function messageOf(body: Body, reasoning: string): BackendMessage {
+  const stored = storedMessages.get(body);
+  if (stored && (stored.role !== 'assistant' || (stored.reasoning ?? '') === reasoning)) return stored;
+  const role = body.role as string;
+  const { text, images } = flattenContent(body.content as Body[]);
+  return remembered(
+    body,
+    role === 'assistant'
+      ? { role: 'assistant', content: text, ...(reasoning ? { reasoning } : {}) }
+      : role === 'user'
+        ? { role: 'user', content: text, ...(images.length ? { images } : {}) }
+        : { role: 'system', content: text },
+  );
+}
+
+/** A tool output item as a backend message, named after the call it answers. */
+function toolOutputOf(body: Body, name: string): BackendMessage {
+  const stored = storedMessages.get(body);
+  if (stored?.role === 'tool' && stored.name === name) return stored;
+  const output = body.output as string | ToolOutputPart[];
+  const { text, images } =
+    typeof output === 'string' ? { text: output, images: [] } : flattenContent(output as Body[]);
+  return remembered(body, {
+    role: 'tool',
+    toolCallId: String(body.call_id),
+    name,
+    content: text,
+    ...(images.length ? { images } : {}),
+  });
 }
 
 function reasoningText(body: Body): string {

@@ -1,4 +1,5 @@
 import { isFinished, type ResponseObject } from '../api/wire.js';
+import { deepFreeze } from '../deep-freeze.js';
 import type { ChainContext, NewResponse, StoredItem } from './types.js';
 
 /** An item as stored: its id and its JSON text. */
@@ -211,12 +212,4 @@ function parsedItem(item: CachedItem): StoredItem {
 
 function cacheKey(tenant: string, id: string): string {
   return `${tenant}\u0000${id}`;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const child of Object.values(value)) deepFreeze(child);
-  }
-  return value;
 }

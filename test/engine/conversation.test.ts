@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ApiError } from '../../src/api/errors.js';
-import { checkAgainstContext } from '../../src/engine/conversation.js';
+import { deepFreeze } from '../../src/deep-freeze.js';
+import { checkAgainstContext, toBackendMessages } from '../../src/engine/conversation.js';
 import type { StoredItem } from '../../src/store/types.js';
 
 const message = (id: string): StoredItem => ({
@@ -67,5 +68,66 @@ describe('checkAgainstContext', () => {
       checkAgainstContext([], [output('fco_4', 'call_4'), call('fc_4', 'call_4')], new Set()),
     );
     expect(late.message).toMatch(/call_id call_4 \(input\[0\]\)/);
+  });
+});
+
+describe('toBackendMessages over stored items', () => {
+  const said = (id: string, role: string, text: string): StoredItem => ({
+    id,
+    body: { id, type: 'message', role, content: [{ type: 'input_text', text }] },
+  });
+  const reasoning = (id: string, text: string): StoredItem => ({
+    id,
+    body: { id, type: 'reasoning', summary: [], content: [{ type: 'reasoning_text', text }] },
+  });
+
+  it('hands out the same frozen message for a frozen item on every turn, and fresh ones otherwise', () => {
+    const stored = deepFreeze([said('msg_1', 'user', 'hi'), said('msg_2', 'assistant', 'hello')]);
+    const first = toBackendMessages([...stored, said('msg_3', 'user', 'again')], 'be brief');
+    const second = toBackendMessages([...stored, said('msg_4', 'user', 'more')], 'be brief');
+    expect(first).toEqual([
+      { role: 'system', content: 'be brief' },
+      { role: 'user', content: 'hi' },
+      { role: 'assistant', content: 'hello' },
+      { role: 'user', content: 'again' },
+    ]);
+    expect(second[1]).toBe(first[1]);
+    expect(second[2]).toBe(first[2]);
+    expect(Object.isFrozen(first[2])).toBe(true);
+    expect(Object.isFrozen(first[3])).toBe(false);
+    expect(second[3]).toEqual({ role: 'user', content: 'more' });
+  });
+
+  it('gives tool calls after a stored assistant message their own copy of it', () => {
+    const stored = deepFreeze([said('msg_1', 'user', 'hi'), said('msg_2', 'assistant', 'let me look')]);
+    const plain = toBackendMessages(stored, undefined);
+    const withCall = toBackendMessages([...stored, call('fc_1', 'call_1')], undefined);
+    expect(withCall[1]).toEqual({
+      role: 'assistant',
+      content: 'let me look',
+      toolCalls: [{ id: 'call_1', name: 'f', arguments: '{}' }],
+    });
+    expect(plain[1]).toEqual({ role: 'assistant', content: 'let me look' });
+    expect(toBackendMessages(stored, undefined)[1]).toBe(plain[1]);
+  });
+
+  it('carries the reasoning before a stored assistant message, whatever came before it last time', () => {
+    const answer = deepFreeze(said('msg_2', 'assistant', 'four'));
+    const thought = deepFreeze(reasoning('rs_1', '2+2'));
+    expect(toBackendMessages([thought, answer], undefined)).toEqual([
+      { role: 'assistant', content: 'four', reasoning: '2+2' },
+    ]);
+    expect(toBackendMessages([answer], undefined)).toEqual([{ role: 'assistant', content: 'four' }]);
+  });
+
+  it('names a stored tool output after the call it answers', () => {
+    const answered = deepFreeze(output('fco_1', 'call_1'));
+    expect(toBackendMessages([call('fc_1', 'call_1'), answered], undefined)[1]).toMatchObject({
+      role: 'tool',
+      name: 'f',
+      content: 'ok',
+    });
+    const renamed = { ...call('fc_1', 'call_1'), body: { ...call('fc_1', 'call_1').body, name: 'g' } };
+    expect(toBackendMessages([renamed, answered], undefined)[1]).toMatchObject({ name: 'g' });
   });
 });

@@ -9,7 +9,7 @@ import {
   type UpstreamResponse,
 } from '../upstream.js';
 import { OllamaPartMapper } from './parts.js';
-import { toOllamaRequest } from './request.js';
+import { encodeOllamaRequest } from './request.js';
 import type { OllamaChatChunk, OllamaTags } from './wire.js';
 
 /** Ollama's native API: `/api/chat` (NDJSON when streaming) and `/api/tags`. */
@@ -27,7 +27,7 @@ export class OllamaBackend implements Backend {
 
   async chat(request: BackendRequest, signal: AbortSignal): Promise<AsyncIterable<BackendPart>> {
     const response = await this.client.request('POST', '/api/chat', {
-      body: JSON.stringify(toOllamaRequest(request)),
+      body: encodeOllamaRequest(request),
       signal,
       whole: !request.stream,
     });

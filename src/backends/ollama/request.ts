@@ -1,8 +1,16 @@
+import { RequestBodyEncoder } from '../request-body.js';
 import type { BackendMessage, BackendRequest, ReasoningEffort } from '../types.js';
 import type { OllamaChatRequest, OllamaMessage } from './wire.js';
 
-/** Builds the `/api/chat` body for a canonical request. */
-export function toOllamaRequest(request: BackendRequest): OllamaChatRequest {
+const encoder = new RequestBodyEncoder(toOllamaMessage);
+
+/** The `/api/chat` body for a canonical request, as the bytes sent. */
+export function encodeOllamaRequest(request: BackendRequest): Buffer {
+  return encoder.encode(request.messages, ollamaFields(request));
+}
+
+/** Everything in the `/api/chat` body but the messages. */
+function ollamaFields(request: BackendRequest): Omit<OllamaChatRequest, 'messages'> {
   const options: Record<string, unknown> = {
     ...request.options,
     // Always explicit: Ollama's own default (2048–4096) silently truncates long conversations.
@@ -16,9 +24,8 @@ export function toOllamaRequest(request: BackendRequest): OllamaChatRequest {
   if (request.seed !== undefined) options.seed = request.seed;
   if (request.stop?.length) options.stop = request.stop;
 
-  const body: OllamaChatRequest = {
+  const body: Omit<OllamaChatRequest, 'messages'> = {
     model: request.model,
-    messages: request.messages.map(toOllamaMessage),
     stream: request.stream,
     options,
     truncate: request.allowTruncation,

@@ -10,7 +10,7 @@ import {
   type UpstreamResponse,
 } from '../upstream.js';
 import { ChatPartMapper } from './parts.js';
-import { toChatRequest } from './request.js';
+import { encodeChatRequest } from './request.js';
 import type { ChatCompletionChunk, ChatModelList } from './wire.js';
 
 /**
@@ -36,7 +36,7 @@ export class OpenAIChatBackend implements Backend {
 
   async chat(request: BackendRequest, signal: AbortSignal): Promise<AsyncIterable<BackendPart>> {
     const response = await this.client.request('POST', '/chat/completions', {
-      body: JSON.stringify(toChatRequest(request)),
+      body: encodeChatRequest(request),
       signal,
       headers: request.stream ? { accept: 'text/event-stream' } : {},
       whole: !request.stream,

@@ -1,12 +1,19 @@
+import { RequestBodyEncoder } from '../request-body.js';
 import type { BackendMessage, BackendRequest, ReasoningEffort } from '../types.js';
 import type { ChatCompletionRequest, ChatContentPart, ChatMessage } from './wire.js';
 
-/** Builds the `/chat/completions` body for a canonical request. */
-export function toChatRequest(request: BackendRequest): ChatCompletionRequest {
-  const body: ChatCompletionRequest = {
+const encoder = new RequestBodyEncoder(toChatMessage);
+
+/** The `/chat/completions` body for a canonical request, as the bytes sent. */
+export function encodeChatRequest(request: BackendRequest): Buffer {
+  return encoder.encode(request.messages, chatFields(request));
+}
+
+/** Everything in the `/chat/completions` body but the messages. */
+function chatFields(request: BackendRequest): Omit<ChatCompletionRequest, 'messages'> {
+  const body: Omit<ChatCompletionRequest, 'messages'> = {
     ...request.options,
     model: request.model,
-    messages: request.messages.map(toChatMessage),
     stream: request.stream,
   };
   if (request.stream) body.stream_options = { include_usage: true };
