@@ -1,9 +1,10 @@
-import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 
 /**
  * Versioned schema migrations, one list for both dialects (the column types used mean the same
- * in SQLite and PostgreSQL). Kysely's migrator records what ran and takes a lock, so two
- * replicas starting together migrate once. Never edit a migration that has shipped: add one.
+ * in SQLite and PostgreSQL; where SQL must differ, a migration is made for the dialect it runs
+ * on). Kysely's migrator records what ran and takes a lock, so two replicas starting together
+ * migrate once. Never edit a migration that has shipped: add one.
  */
 const migrations: Record<string, Migration> = {
   '0001_responses_and_items': {
@@ -135,6 +136,32 @@ const migrations: Record<string, Migration> = {
   },
 };
 
-export const migrationProvider: MigrationProvider = {
-  getMigrations: async () => migrations,
-};
+// Each response names its nearest stored ancestor (`parent_id`, moved up when that one is
+// deleted) instead of listing every ancestor: a turn at depth 1,000 wrote 57 KB of ids, a
+// conversation of n turns n²/2 of them. Existing rows take the last of their listed ancestors
+// still stored, so their chains keep the same items, and their lists are emptied.
+function responseParents(dialect: 'sqlite' | 'postgres'): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('responses').addColumn('parent_id', 'text').execute();
+      await db.schema.createIndex('responses_by_parent').on('responses').column('parent_id').execute();
+      const listed =
+        dialect === 'sqlite'
+          ? sql`select listed.value from json_each(responses.ancestors) as listed
+                where exists (select 1 from responses as stored where stored.id = listed.value)
+                order by listed.key desc limit 1`
+          : sql`select listed.value
+                from jsonb_array_elements_text(responses.ancestors::jsonb) with ordinality as listed(value, n)
+                where exists (select 1 from responses as stored where stored.id = listed.value)
+                order by listed.n desc limit 1`;
+      await sql`update responses set parent_id = (${listed}) where ancestors <> '[]'`.execute(db);
+      await sql`update responses set ancestors = '[]' where ancestors <> '[]'`.execute(db);
+    },
+  };
+}
+
+export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
+  return {
+    getMigrations: async () => ({ ...migrations, '0006_response_parents': responseParents(dialect) }),
+  };
+}

@@ -6,7 +6,12 @@ export interface ResponsesTable {
   created_at: number;
   status: string;
   previous_response_id: string | null;
-  /** JSON array of ancestor ids, oldest first. */
+  /**
+   * The nearest ancestor still stored: `previous_response_id` when written, moved up to that
+   * one's parent when it is deleted. A chain is read by following these links.
+   */
+  parent_id: string | null;
+  /** Always `[]` since migration 0006 (it listed every ancestor id; rows kept the column). */
   ancestors: string;
   /** The Response object as JSON. */
   body: string;

@@ -1,8 +1,9 @@
 import type SQLite from 'better-sqlite3';
-import { Migrator, sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
+import { CompiledQuery, Migrator, sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
 import { isFinished, type ResponseObject } from '../api/wire.js';
 import type { Database, ItemsTable } from './schema.js';
 import { migrationProvider } from './migrations.js';
+import { chainPathSql } from './chain-path.js';
 import {
   ChainCache,
   parseChain,
@@ -121,7 +122,7 @@ export class SqlStore implements Store {
     const migrationTableSchema = this.dialect === 'postgres' ? await this.currentSchema() : undefined;
     const migrator = new Migrator({
       db,
-      provider: migrationProvider,
+      provider: migrationProvider(this.dialect),
       ...(migrationTableSchema ? { migrationTableSchema } : {}),
     });
     const { error, results } = await migrator.migrateToLatest();
@@ -143,7 +144,7 @@ export class SqlStore implements Store {
     if (this.hotPath) texts = await this.responseWrites.add(record);
     else {
       texts = toStoredTexts(record);
-      await this.db.transaction().execute((trx) => insertResponseRows(trx, record, texts));
+      await this.db.transaction().execute((trx) => insertResponseRows(trx, record, texts, this.dialect));
     }
     if (isFinished(record.response.status))
       this.chains.extend(
@@ -168,12 +169,14 @@ export class SqlStore implements Store {
   async deleteResponse(tenant: string, id: string): Promise<boolean> {
     this.chains.invalidateLoads();
     const deleted = await this.db.transaction().execute(async (trx) => {
-      const result = await trx
+      const removed = await trx
         .deleteFrom('responses')
         .where('id', '=', id)
         .where('tenant', '=', tenant)
-        .executeTakeFirst();
-      if (!result.numDeletedRows) return false;
+        .returning(['id', 'parent_id'])
+        .execute();
+      if (removed.length === 0) return false;
+      await relinkChildren(trx, removed);
       // A running job's worker finds its lease gone at the next heartbeat and stops.
       await trx.deleteFrom('items').where('response_id', '=', id).execute();
       await trx.deleteFrom('response_events').where('response_id', '=', id).execute();
@@ -245,14 +248,17 @@ export class SqlStore implements Store {
   ): Promise<RawChain | undefined> {
     const head = await this.db
       .selectFrom('responses')
-      .select(['ancestors', 'body'])
+      .select('body')
       .where('id', '=', responseId)
       .where('tenant', '=', tenant)
       .executeTakeFirst();
     if (!head) return undefined;
-    const path = [...(JSON.parse(head.ancestors) as string[]), responseId];
-    // Ancestors are materialised on each response. The head row proved the tenant and a chain
-    // never crosses tenants, so the items are looked up by primary key alone.
+    const { rows: links } = await this.db.executeQuery<{ id: string }>(
+      CompiledQuery.raw(chainPathSql('$1'), [responseId]),
+    );
+    const path = links.map((link) => link.id);
+    // The head row proved the tenant and a chain never crosses tenants, so the items are looked
+    // up by primary key alone.
     const rows = await this.db
       .selectFrom('items')
       .select(['response_id', 'kind', 'position', 'item_id', 'body'])
@@ -300,7 +306,7 @@ export class SqlStore implements Store {
   async enqueueBackground(record: NewResponse, job: NewJob): Promise<void> {
     const { tenant, response } = record;
     await this.db.transaction().execute(async (trx) => {
-      await insertResponseRows(trx, record, toStoredTexts(record));
+      await insertResponseRows(trx, record, toStoredTexts(record), this.dialect);
       await insertEvents(trx, response.id, job.events);
       await trx
         .insertInto('jobs')
@@ -654,7 +660,12 @@ export class SqlStore implements Store {
         await trx.deleteFrom('items').where('response_id', 'in', expired).execute();
         await trx.deleteFrom('response_events').where('response_id', 'in', expired).execute();
         await trx.deleteFrom('jobs').where('response_id', 'in', expired).execute();
-        await trx.deleteFrom('responses').where('id', 'in', expired).execute();
+        const removed = await trx
+          .deleteFrom('responses')
+          .where('id', 'in', expired)
+          .returning(['id', 'parent_id'])
+          .execute();
+        await relinkChildren(trx, removed);
       }
       const keys = await trx
         .selectFrom('idempotency_keys')
@@ -765,9 +776,11 @@ async function insertResponseRows(
   trx: Transaction<Database>,
   record: NewResponse,
   texts: StoredTexts,
+  dialect: 'sqlite' | 'postgres',
 ): Promise<void> {
-  const { tenant, response } = record;
-  await trx
+  const { tenant, response, ancestors } = record;
+  const previous = ancestors.at(-1);
+  const inserted = await trx
     .insertInto('responses')
     .values({
       id: response.id,
@@ -775,13 +788,55 @@ async function insertResponseRows(
       created_at: response.created_at,
       status: response.status,
       previous_response_id: response.previous_response_id,
-      ancestors: JSON.stringify(record.ancestors),
+      parent_id: previous === undefined ? null : storedId(trx, previous, dialect),
+      ancestors: '[]',
       body: texts.response,
       expires_at: record.expiresAt,
     })
-    .execute();
+    .returning('parent_id')
+    .executeTakeFirstOrThrow();
+  if (previous !== undefined && inserted.parent_id === null) {
+    // The response it continues was deleted after its chain was loaded: the nearest one left.
+    for (const id of ancestors.slice(0, -1).reverse()) {
+      if (!(await storedId(trx, id, dialect).executeTakeFirst())) continue;
+      await trx.updateTable('responses').set({ parent_id: id }).where('id', '=', response.id).execute();
+      break;
+    }
+  }
   await insertItems(trx, tenant, response.id, INPUT, texts.inputs);
   await insertItems(trx, tenant, response.id, OUTPUT, texts.outputs);
+}
+
+/**
+ * `id` if that response is stored. On PostgreSQL the row is locked against deletion until the
+ * transaction ends: a delete running meanwhile either waits and then moves the new child's link
+ * up, or went first, and the child hangs from an older ancestor.
+ */
+function storedId(trx: Transaction<Database>, id: string, dialect: 'sqlite' | 'postgres') {
+  const query = trx.selectFrom('responses').select('id').where('id', '=', id);
+  return dialect === 'postgres' ? query.forKeyShare() : query;
+}
+
+/**
+ * After responses were deleted, the responses that hung from them hang from the nearest
+ * ancestor still stored instead, so their chains keep everything that was not deleted.
+ */
+async function relinkChildren(
+  trx: Transaction<Database>,
+  deleted: readonly { id: string; parent_id: string | null }[],
+): Promise<void> {
+  if (deleted.length === 0) return;
+  const parentOf = new Map(deleted.map((row) => [row.id, row.parent_id]));
+  const children = await trx
+    .selectFrom('responses')
+    .select(['id', 'parent_id'])
+    .where('parent_id', 'in', [...parentOf.keys()])
+    .execute();
+  for (const child of children) {
+    let parent = child.parent_id;
+    while (parent !== null && parentOf.has(parent)) parent = parentOf.get(parent)!;
+    await trx.updateTable('responses').set({ parent_id: parent }).where('id', '=', child.id).execute();
+  }
 }
 
 /** Queued, or running under a lease that has run out (its worker is gone). */

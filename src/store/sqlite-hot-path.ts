@@ -1,6 +1,7 @@
 import type SQLite from 'better-sqlite3';
 import type { ResponseObject } from '../api/wire.js';
 import { parseItem, toStoredTexts, type ItemText, type RawChain, type StoredTexts } from './chain-cache.js';
+import { chainPathSql } from './chain-path.js';
 import type { Settled } from './group-commit.js';
 import type { QueryObserver } from './open.js';
 import type { NewResponse, StoredItem } from './types.js';
@@ -20,7 +21,8 @@ export class SqliteHotPath {
   private readonly insertResponse: SQLite.Statement;
   private readonly insertItem: SQLite.Statement;
   private readonly selectBody: SQLite.Statement<[string, string], { body: string }>;
-  private readonly selectHead: SQLite.Statement<[string, string], { ancestors: string; body: string }>;
+  private readonly selectStored: SQLite.Statement<[string], number>;
+  private readonly selectPath: SQLite.Statement<[string], string>;
   private readonly selectChainItems: SQLite.Statement<[string], ItemText>;
   private readonly itemsById = new Map<number, SQLite.Statement>();
   /** Stores a response and returns the texts it stored (for the chain cache). */
@@ -32,13 +34,14 @@ export class SqliteHotPath {
     private readonly onQuery?: QueryObserver,
   ) {
     this.insertResponse = database.prepare(
-      'insert into responses (id, tenant, created_at, status, previous_response_id, ancestors, body, expires_at) values (?, ?, ?, ?, ?, ?, ?, ?)',
+      "insert into responses (id, tenant, created_at, status, previous_response_id, parent_id, ancestors, body, expires_at) values (?, ?, ?, ?, ?, ?, '[]', ?, ?)",
     );
     this.insertItem = database.prepare(
       'insert into items (response_id, tenant, kind, position, item_id, body) values (?, ?, ?, ?, ?, ?)',
     );
     this.selectBody = database.prepare('select body from responses where id = ? and tenant = ?');
-    this.selectHead = database.prepare('select ancestors, body from responses where id = ? and tenant = ?');
+    this.selectStored = database.prepare<[string], number>('select 1 from responses where id = ?').pluck();
+    this.selectPath = database.prepare<[string], string>(chainPathSql('?')).pluck();
     // The chain's ids go in as one JSON array; its order (json_each's key) orders the items.
     this.selectChainItems = database.prepare(
       'select items.item_id as id, items.body as text from json_each(?) as chain join items on items.response_id = chain.value order by chain.key, items.kind, items.position',
@@ -54,7 +57,7 @@ export class SqliteHotPath {
           response.created_at,
           response.status,
           response.previous_response_id,
-          JSON.stringify(record.ancestors),
+          this.nearestStored(record.ancestors),
           texts.response,
           record.expiresAt,
         ),
@@ -101,12 +104,24 @@ export class SqliteHotPath {
 
   /** The chain as stored, unparsed (the chain cache parses what it hands out). */
   loadChain(tenant: string, responseId: string): RawChain | undefined {
-    const head = this.observed(this.selectHead, () => this.selectHead.get(responseId, tenant));
+    const head = this.observed(this.selectBody, () => this.selectBody.get(responseId, tenant));
     if (!head) return undefined;
-    const path = [...(JSON.parse(head.ancestors) as string[]), responseId];
+    const path = this.observed(this.selectPath, () => this.selectPath.all(responseId));
     const chain = JSON.stringify(path);
     const items = this.observed(this.selectChainItems, () => this.selectChainItems.all(chain));
     return { responseJson: head.body, path, items };
+  }
+
+  /**
+   * The response a new one hangs from: the last of the ancestors its chain was loaded with that
+   * is still stored (one was deleted since, rarely), or none.
+   */
+  private nearestStored(ancestors: readonly string[]): string | null {
+    for (let index = ancestors.length - 1; index >= 0; index--) {
+      const id = ancestors[index]!;
+      if (this.observed(this.selectStored, () => this.selectStored.get(id)) !== undefined) return id;
+    }
+    return null;
   }
 
   findItems(tenant: string, ids: readonly string[]): Map<string, StoredItem> {

@@ -15,7 +15,11 @@ export interface StoredItem {
 export interface NewResponse {
   tenant: string;
   response: ResponseObject;
-  /** Ids of the responses this one continues, oldest first (the `previous_response_id` chain). */
+  /**
+   * Ids of the responses this one continues, oldest first, as its chain was loaded (the
+   * `previous_response_id` chain). Not stored: the response hangs from the last of them still
+   * stored.
+   */
   ancestors: string[];
   inputItems: StoredItem[];
   /** Unix seconds after which the response may be purged. */
@@ -27,7 +31,7 @@ export interface NewResponse {
 /** What a follow-up needs from its `previous_response_id` chain, loaded in a constant number of queries. */
 export interface ChainContext {
   response: ResponseObject;
-  /** The chain's response ids, oldest first, ending with the requested one. */
+  /** The chain's stored response ids, oldest first, ending with the requested one. */
   path: string[];
   /** Every input and output item along the chain, in conversation order. Deleted links are absent. */
   items: readonly StoredItem[];

@@ -224,14 +224,74 @@ describe.each(Object.keys(targets))('store conformance: %s', (name) => {
     expect(chain.items.map(text)).toEqual(expected);
     expect(await store.loadChain('other', path.at(-1)!)).toBeUndefined();
     await store.deleteResponse('c', path[1]!);
-    expect((await store.loadChain('c', path.at(-1)!))!.items.map(text)).toEqual([
-      'q0',
-      'a0',
-      'q2',
-      'a2',
-      'q3',
-      'a3',
-    ]);
+    const afterOne = (await store.loadChain('c', path.at(-1)!))!;
+    expect(afterOne.items.map(text)).toEqual(['q0', 'a0', 'q2', 'a2', 'q3', 'a3']);
+    expect(afterOne.path).toEqual([path[0], path[2], path[3]]);
+    // The next link too, then the first: what is left stays in order.
+    await store.deleteResponse('c', path[2]!);
+    expect((await store.loadChain('c', path.at(-1)!))!.items.map(text)).toEqual(['q0', 'a0', 'q3', 'a3']);
+    await store.deleteResponse('c', path[0]!);
+    const last = (await store.loadChain('c', path.at(-1)!))!;
+    expect(last.path).toEqual([path[3]]);
+    expect(last.items.map(text)).toEqual(['q3', 'a3']);
+  });
+
+  it('hangs a follow-up from the nearest stored ancestor when the one it continues was deleted meanwhile', async () => {
+    const first = finished('a0');
+    await store.createResponse({
+      tenant: 'd',
+      response: first,
+      ancestors: [],
+      inputItems: [],
+      expiresAt: 2e9,
+    });
+    const second = finished('a1', { previous_response_id: first.id });
+    await store.createResponse({
+      tenant: 'd',
+      response: second,
+      ancestors: [first.id],
+      inputItems: [],
+      expiresAt: 2e9,
+    });
+    // A third turn loaded the chain [first, second]; second is deleted before the turn is stored.
+    await store.deleteResponse('d', second.id);
+    const third = finished('a2', { previous_response_id: second.id });
+    await store.createResponse({
+      tenant: 'd',
+      response: third,
+      ancestors: [first.id, second.id],
+      inputItems: [],
+      expiresAt: 2e9,
+    });
+    const chain = (await store.loadChain('d', third.id))!;
+    expect(chain.path).toEqual([first.id, third.id]);
+    expect(chain.items.map((item) => item.id)).toEqual([first.output[0]!.id, third.output[0]!.id]);
+    // What the client sent is kept as it was.
+    expect((await store.getResponse('d', third.id))!.previous_response_id).toBe(second.id);
+  });
+
+  it('stores a link to the previous response, not the whole chain, however deep the conversation', async () => {
+    const path: string[] = [];
+    for (let turn = 0; turn < 30; turn++) {
+      const response = finished(`t${turn}`, { previous_response_id: path.at(-1) ?? null });
+      await store.createResponse({
+        tenant: 'deep',
+        response,
+        ancestors: [...path],
+        inputItems: [],
+        expiresAt: 2e9,
+      });
+      path.push(response.id);
+    }
+    const rows = await store.db
+      .selectFrom('responses')
+      .select(['id', 'parent_id', 'ancestors'])
+      .where('tenant', '=', 'deep')
+      .execute();
+    const parentOf = new Map(rows.map((row) => [row.id, row.parent_id]));
+    expect(path.map((id) => parentOf.get(id))).toEqual([null, ...path.slice(0, -1)]);
+    expect(new Set(rows.map((row) => row.ancestors))).toEqual(new Set(['[]']));
+    expect((await store.loadChain('deep', path.at(-1)!))!.path).toEqual(path);
   });
 
   it('serves the same chain after a restart as before it (SQLite keeps recent chains in memory)', async () => {
@@ -290,9 +350,31 @@ describe.each(Object.keys(targets))('store conformance: %s', (name) => {
     expect((await store.loadChain('purge', second.id))!.items).toHaveLength(4);
     await store.purgeExpired(1_000, 100);
     const chain = (await store.loadChain('purge', second.id))!;
-    expect(chain.path).toEqual([first.id, second.id]);
+    expect(chain.path).toEqual([second.id]);
     expect(chain.items.map((item) => item.id)).toEqual([expect.any(String), second.output[0]!.id]);
     expect(chain.items).toHaveLength(2);
+  });
+
+  it('keeps the rest of a chain in order when responses in its middle expire', async () => {
+    const path: string[] = [];
+    for (const expiresAt of [2e9, 1, 1, 2e9]) {
+      const response = finished(`e${path.length}`, { previous_response_id: path.at(-1) ?? null });
+      await store.createResponse({
+        tenant: 'middle',
+        response,
+        ancestors: [...path],
+        inputItems: [],
+        expiresAt,
+      });
+      path.push(response.id);
+    }
+    await store.purgeExpired(1_000, 100);
+    const chain = (await store.loadChain('middle', path[3]!))!;
+    expect(chain.path).toEqual([path[0], path[3]]);
+    expect(chain.items.map((item) => (item.body.content as { text: string }[])[0]!.text)).toEqual([
+      'e0',
+      'e3',
+    ]);
   });
 
   async function enqueue(tenant = 'j', backend = 'b1', events = 0) {
