@@ -30,6 +30,14 @@ export interface ToolNaming {
 
 const flatNaming: ToolNaming = { toBackend: backendToolName };
 
+/** The item ids a request's `input` names itself (Ferry makes the others). */
+export function namedIds(input: string | InputItem[] | null | undefined): Set<string> {
+  const named = new Set<string>();
+  if (Array.isArray(input))
+    for (const item of input) if (typeof item.id === 'string' && item.id) named.add(item.id);
+  return named;
+}
+
 /** Normalises a request's `input` into stored items; `item_reference`s are resolved by the caller. */
 export function normalizeInput(input: string | InputItem[] | null | undefined): StoredItem[] {
   if (input === null || input === undefined) return [];
@@ -79,22 +87,25 @@ function normalizeContent(role: string, content: string | ContentPart[]): Body[]
  * Checks the new items against the chain they continue: no item id may repeat one already in
  * it, and every tool output must answer a call in the context. The chain can be thousands of
  * items long and the input a few, so the chain is scanned once for just the ids and call ids
- * the input mentions.
+ * the input mentions, and not at all when it mentions none: ids Ferry just made (`named` lists
+ * the ones the client chose; all of them when absent) cannot be in the chain.
  */
 export function checkAgainstContext(
   chain: readonly StoredItem[],
   input: readonly StoredItem[],
   references: ReadonlySet<string>,
+  named?: ReadonlySet<string>,
 ): void {
   const inputIds = new Set<string>();
   const answeredCalls = new Set<string>();
   for (const item of input) {
-    if (!references.has(item.id)) inputIds.add(item.id);
+    if (!references.has(item.id) && (!named || named.has(item.id))) inputIds.add(item.id);
     if (isToolOutput(item.body.type)) answeredCalls.add(String(item.body.call_id));
   }
   const seen = new Set<string>();
   const calls = new Set<string>();
-  for (const { id, body } of chain) {
+  const mentioned = inputIds.size > 0 || answeredCalls.size > 0;
+  for (const { id, body } of mentioned ? chain : []) {
     if (inputIds.has(id)) seen.add(id);
     if (isToolCall(body.type) && typeof body.call_id === 'string' && answeredCalls.has(body.call_id))
       calls.add(body.call_id);

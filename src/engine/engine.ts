@@ -14,6 +14,7 @@ import { backendErrorToApi, canFailOver, toStreamError } from './backend-errors.
 import {
   checkAgainstContext,
   isReference,
+  namedIds,
   normalizeInput,
   resolveReferences,
   toBackendMessages,
@@ -129,7 +130,7 @@ export class ResponsesEngine {
     const references = new Set(input.filter(isReference).map((item) => item.id));
     if (references.size)
       input = resolveReferences(input, await this.deps.store.findItems(tenant, [...references]));
-    checkAgainstContext(chain?.items ?? [], input, references);
+    checkAgainstContext(chain?.items ?? [], input, references, namedIds(request.input));
     if (input.length === 0 && !chain && !request.instructions) {
       throw new ApiError(400, "Missing required parameter: 'input'.", {
         param: 'input',

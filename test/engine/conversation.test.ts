@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ApiError } from '../../src/api/errors.js';
 import { deepFreeze } from '../../src/deep-freeze.js';
-import { checkAgainstContext, toBackendMessages } from '../../src/engine/conversation.js';
+import { checkAgainstContext, namedIds, toBackendMessages } from '../../src/engine/conversation.js';
 import type { StoredItem } from '../../src/store/types.js';
 
 const message = (id: string): StoredItem => ({
@@ -52,6 +52,27 @@ describe('checkAgainstContext', () => {
 
   it('lets a reference name an item of the chain', () => {
     expect(() => checkAgainstContext(chain, [message('msg_1')], new Set(['msg_1']))).not.toThrow();
+  });
+
+  it('leaves the chain unread when the input names no id of its own and answers no call', () => {
+    const unreadable = new Proxy(chain, {
+      get(target, key, receiver) {
+        if (key === Symbol.iterator) throw new Error('the chain was read');
+        return Reflect.get(target, key, receiver) as unknown;
+      },
+    });
+    // msg_2 is in the chain, but Ferry made this one (the client named no id): it cannot repeat.
+    expect(() => checkAgainstContext(unreadable, [message('msg_new')], new Set(), new Set())).not.toThrow();
+    expect(() => checkAgainstContext(unreadable, [message('msg_2')], new Set(), new Set(['msg_2']))).toThrow(
+      'the chain was read',
+    );
+    expect(namedIds('hi')).toEqual(new Set());
+    expect(
+      namedIds([
+        { type: 'message', role: 'user', content: 'a', id: 'msg_mine' },
+        { type: 'message', role: 'user', content: 'b' },
+      ]),
+    ).toEqual(new Set(['msg_mine']));
   });
 
   it('refuses a tool output that answers no call, naming its place in the input', () => {
