@@ -39,6 +39,8 @@ import type {
 const LOCK_CLASS = 0x46455259;
 const MIGRATION_LOCK = 1;
 const PURGE_LOCK = 2;
+/** Deletions take turns, so that two deleting neighbours in one chain cannot both relink it. */
+const DELETION_LOCK = 3;
 
 const INPUT = 0;
 const OUTPUT = 1;
@@ -169,6 +171,7 @@ export class SqlStore implements Store {
   async deleteResponse(tenant: string, id: string): Promise<boolean> {
     this.chains.invalidateLoads();
     const deleted = await this.db.transaction().execute(async (trx) => {
+      await this.deletionTurn(trx);
       const removed = await trx
         .deleteFrom('responses')
         .where('id', '=', id)
@@ -275,6 +278,16 @@ export class SqlStore implements Store {
       items: rows.map((row) => ({ id: row.item_id, text: row.body })),
       ...(deletions === undefined ? {} : { deletions }),
     };
+  }
+
+  /**
+   * PostgreSQL: waits for other replicas' deletions to commit. Deleting a response moves its
+   * children's links up to its parent; two transactions deleting a response and its parent at
+   * once would each miss the other's move and leave a link to a deleted row.
+   */
+  private async deletionTurn(trx: Transaction<Database>): Promise<void> {
+    if (this.dialect === 'postgres')
+      await sql`select pg_advisory_xact_lock(${LOCK_CLASS}, ${DELETION_LOCK})`.execute(trx);
   }
 
   /** How many times responses were deleted, by any replica (`countDeletion`). */
@@ -646,6 +659,7 @@ export class SqlStore implements Store {
           locked: boolean;
         }>`select pg_try_advisory_xact_lock(${LOCK_CLASS}, ${PURGE_LOCK}) as locked`.execute(trx);
         if (!rows[0]?.locked) return { responses: 0, idempotencyKeys: 0 };
+        await this.deletionTurn(trx);
       }
       const expired = (
         await trx
