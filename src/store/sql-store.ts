@@ -1,5 +1,13 @@
 import type SQLite from 'better-sqlite3';
-import { CompiledQuery, Migrator, sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
+import {
+  CompiledQuery,
+  Migrator,
+  sql,
+  type ExpressionBuilder,
+  type Kysely,
+  type QueryCreator,
+  type Transaction,
+} from 'kysely';
 import { isFinished, type ResponseObject } from '../api/wire.js';
 import type { Database, ItemsTable } from './schema.js';
 import { migrationProvider } from './migrations.js';
@@ -146,7 +154,9 @@ export class SqlStore implements Store {
     if (this.hotPath) texts = await this.responseWrites.add(record);
     else {
       texts = toStoredTexts(record);
-      await this.db.transaction().execute((trx) => insertResponseRows(trx, record, texts, this.dialect));
+      if (texts.inputs.length + texts.outputs.length <= ITEMS_AT_ONCE)
+        await insertResponseAtOnce(this.db, record, texts);
+      else await this.db.transaction().execute((trx) => insertResponseRows(trx, record, texts, this.dialect));
     }
     if (isFinished(record.response.status))
       this.chains.extend(
@@ -751,14 +761,7 @@ async function insertItems(
   items: readonly ItemText[],
 ): Promise<void> {
   if (items.length === 0) return;
-  const rows: ItemsTable[] = items.map((item, position) => ({
-    response_id: responseId,
-    tenant,
-    kind,
-    position,
-    item_id: item.id,
-    body: item.text,
-  }));
+  const rows = itemRows(tenant, responseId, kind, items);
   // Stay well under SQLite's bound-parameter limit on very long inputs.
   for (let start = 0; start < rows.length; start += 500) {
     await trx
@@ -766,6 +769,22 @@ async function insertItems(
       .values(rows.slice(start, start + 500))
       .execute();
   }
+}
+
+function itemRows(
+  tenant: string,
+  responseId: string,
+  kind: number,
+  items: readonly ItemText[],
+): ItemsTable[] {
+  return items.map((item, position) => ({
+    response_id: responseId,
+    tenant,
+    kind,
+    position,
+    item_id: item.id,
+    body: item.text,
+  }));
 }
 
 /**
@@ -792,33 +811,86 @@ async function insertResponseRows(
   texts: StoredTexts,
   dialect: 'sqlite' | 'postgres',
 ): Promise<void> {
-  const { tenant, response, ancestors } = record;
-  const previous = ancestors.at(-1);
   const inserted = await trx
     .insertInto('responses')
-    .values({
-      id: response.id,
-      tenant,
-      created_at: response.created_at,
-      status: response.status,
-      previous_response_id: response.previous_response_id,
-      parent_id: previous === undefined ? null : storedId(trx, previous, dialect),
-      ancestors: '[]',
-      body: texts.response,
-      expires_at: record.expiresAt,
-    })
+    .values(responseRow(trx, record, texts, dialect))
     .returning('parent_id')
     .executeTakeFirstOrThrow();
-  if (previous !== undefined && inserted.parent_id === null) {
-    // The response it continues was deleted after its chain was loaded: the nearest one left.
-    for (const id of ancestors.slice(0, -1).reverse()) {
-      if (!(await storedId(trx, id, dialect).executeTakeFirst())) continue;
-      await trx.updateTable('responses').set({ parent_id: id }).where('id', '=', response.id).execute();
-      break;
-    }
+  await hangFromNearestStored(trx, record, inserted.parent_id, dialect);
+  await insertItems(trx, record.tenant, record.response.id, INPUT, texts.inputs);
+  await insertItems(trx, record.tenant, record.response.id, OUTPUT, texts.outputs);
+}
+
+/** Items one statement may insert along with their response (`insertResponseAtOnce`). */
+const ITEMS_AT_ONCE = 500;
+
+/**
+ * PostgreSQL: a response and its items in one statement, which is atomic on its own: one round
+ * trip where a transaction took five (begin, three inserts, commit). Responses with more items
+ * than `ITEMS_AT_ONCE` take `insertResponseRows`.
+ */
+async function insertResponseAtOnce(db: Kysely<Database>, record: NewResponse, texts: StoredTexts) {
+  const { tenant, response } = record;
+  const items = [
+    ...itemRows(tenant, response.id, INPUT, texts.inputs),
+    ...itemRows(tenant, response.id, OUTPUT, texts.outputs),
+  ];
+  const withResponse = db.with('stored', (cte) =>
+    cte
+      .insertInto('responses')
+      .values(responseRow(cte, record, texts, 'postgres'))
+      .returning('parent_id'),
+  );
+  // (the items' CTE is never read from, so the query keeps the response-only type)
+  const query = items.length
+    ? (withResponse.with('stored_items', (cte) =>
+        cte.insertInto('items').values(items),
+      ) as unknown as typeof withResponse)
+    : withResponse;
+  const inserted = await query.selectFrom('stored').select('parent_id').executeTakeFirstOrThrow();
+  if (record.ancestors.length && inserted.parent_id === null) {
+    await db.transaction().execute((trx) => hangFromNearestStored(trx, record, null, 'postgres'));
   }
-  await insertItems(trx, tenant, response.id, INPUT, texts.inputs);
-  await insertItems(trx, tenant, response.id, OUTPUT, texts.outputs);
+}
+
+function responseRow(
+  db: QueryCreator<Database>,
+  record: NewResponse,
+  texts: StoredTexts,
+  dialect: 'sqlite' | 'postgres',
+) {
+  const { response } = record;
+  const previous = record.ancestors.at(-1);
+  return {
+    id: response.id,
+    tenant: record.tenant,
+    created_at: response.created_at,
+    status: response.status,
+    previous_response_id: response.previous_response_id,
+    parent_id: previous === undefined ? null : storedId(db, previous, dialect),
+    ancestors: '[]',
+    body: texts.response,
+    expires_at: record.expiresAt,
+  };
+}
+
+/**
+ * The response it continues was deleted after its chain was loaded (its row came back without
+ * a parent): it hangs from the nearest ancestor left.
+ */
+async function hangFromNearestStored(
+  trx: Transaction<Database>,
+  record: NewResponse,
+  parent: string | null,
+  dialect: 'sqlite' | 'postgres',
+): Promise<void> {
+  const { ancestors } = record;
+  if (parent !== null || ancestors.length === 0) return;
+  for (const id of ancestors.slice(0, -1).reverse()) {
+    if (!(await storedId(trx, id, dialect).executeTakeFirst())) continue;
+    await trx.updateTable('responses').set({ parent_id: id }).where('id', '=', record.response.id).execute();
+    return;
+  }
 }
 
 /**
@@ -826,8 +898,8 @@ async function insertResponseRows(
  * transaction ends: a delete running meanwhile either waits and then moves the new child's link
  * up, or went first, and the child hangs from an older ancestor.
  */
-function storedId(trx: Transaction<Database>, id: string, dialect: 'sqlite' | 'postgres') {
-  const query = trx.selectFrom('responses').select('id').where('id', '=', id);
+function storedId(db: QueryCreator<Database>, id: string, dialect: 'sqlite' | 'postgres') {
+  const query = db.selectFrom('responses').select('id').where('id', '=', id);
   return dialect === 'postgres' ? query.forKeyShare() : query;
 }
 
