@@ -253,7 +253,10 @@ export class SqlStore implements Store {
     return chain;
   }
 
-  /** PostgreSQL: a chain as stored, in two queries however deep (the hot path does SQLite's). */
+  /**
+   * PostgreSQL: a chain as stored, in three queries however deep (the head, the path up its
+   * parent links, the items); the hot path does SQLite's.
+   */
   private async loadRawChain(
     tenant: string,
     responseId: string,
@@ -789,8 +792,8 @@ function itemRows(
 
 /**
  * Counts a deletion of responses, in the deleting transaction, so replicas' chain caches see it
- * exactly when the deletion commits. Always a transaction's last write: the row is the one lock
- * every deletion takes, and taking it last means no transaction holds it while waiting for another.
+ * exactly when the deletion commits. Always a transaction's last write: every deletion takes this
+ * row's lock, and taking it last means no transaction holds it while waiting for another.
  */
 async function countDeletion(trx: Transaction<Database>): Promise<void> {
   // An upsert, so that a missing row (removed by hand) starts counting again instead of
