@@ -134,6 +134,13 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // Running jobs by the end of their lease: a claim finds a lease that ran out without reading
+  // every running job's row (`oldestClaimable` in sql-store.ts).
+  '0007_job_leases': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.createIndex('jobs_leases').on('jobs').columns(['state', 'lease_expires_at']).execute();
+    },
+  },
 };
 
 // Each response names its nearest stored ancestor (`parent_id`, moved up when that one is

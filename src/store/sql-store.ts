@@ -6,10 +6,11 @@ import {
   type ExpressionBuilder,
   type Kysely,
   type QueryCreator,
+  type SelectQueryBuilder,
   type Transaction,
 } from 'kysely';
 import { isFinished, type ResponseObject } from '../api/wire.js';
-import type { Database, ItemsTable } from './schema.js';
+import type { Database, ItemsTable, JobsTable, ResponseEventsTable } from './schema.js';
 import { migrationProvider } from './migrations.js';
 import { chainPathSql } from './chain-path.js';
 import {
@@ -154,7 +155,7 @@ export class SqlStore implements Store {
     if (this.hotPath) texts = await this.responseWrites.add(record);
     else {
       texts = toStoredTexts(record);
-      if (texts.inputs.length + texts.outputs.length <= ITEMS_AT_ONCE)
+      if (texts.inputs.length + texts.outputs.length <= ROWS_AT_ONCE)
         await insertResponseAtOnce(this.db, record, texts);
       else await this.db.transaction().execute((trx) => insertResponseRows(trx, record, texts, this.dialect));
     }
@@ -330,25 +331,16 @@ export class SqlStore implements Store {
   // ── background jobs ─────────────────────────────────────────────────────
 
   async enqueueBackground(record: NewResponse, job: NewJob): Promise<void> {
-    const { tenant, response } = record;
+    const texts = toStoredTexts(record);
+    const background = { events: eventRows(record.response.id, job.events), job: queuedJob(record, job) };
+    if (this.dialect === 'postgres' && texts.inputs.length + job.events.length <= ROWS_AT_ONCE) {
+      await insertResponseAtOnce(this.db, record, texts, background);
+      return;
+    }
     await this.db.transaction().execute(async (trx) => {
-      await insertResponseRows(trx, record, toStoredTexts(record), this.dialect);
-      await insertEvents(trx, response.id, job.events);
-      await trx
-        .insertInto('jobs')
-        .values({
-          response_id: response.id,
-          tenant,
-          backend: job.backend,
-          state: 'queued',
-          attempts: 0,
-          lease_owner: null,
-          lease_expires_at: null,
-          cancel_requested: 0,
-          enqueued_at: Date.now(),
-          payload: job.payload,
-        })
-        .execute();
+      await insertResponseRows(trx, record, texts, this.dialect);
+      await insertEvents(trx, background.events);
+      await trx.insertInto('jobs').values(background.job).execute();
     });
   }
 
@@ -356,69 +348,53 @@ export class SqlStore implements Store {
     owner: string,
     backends: readonly string[],
     leaseMs: number,
-    keepEvents: (job: { payload: string }) => number,
+    keepEvents: number,
   ): Promise<ClaimedJob | undefined> {
     if (backends.length === 0) return undefined;
     const now = Date.now();
-    return this.db.transaction().execute(async (trx) => {
-      let candidate = trx
-        .selectFrom('jobs')
-        .select('response_id')
-        .where('backend', 'in', [...backends])
-        .where((eb) => claimable(eb, now))
-        .orderBy('enqueued_at')
-        .limit(1);
-      // Replicas skip a row another one is claiming instead of queueing behind its lock.
-      if (this.dialect === 'postgres') candidate = candidate.forUpdate().skipLocked();
-      const picked = await candidate.executeTakeFirst();
-      if (!picked) return undefined;
-      const job = await trx
-        .updateTable('jobs')
-        .set({
-          state: 'running',
-          lease_owner: owner,
-          lease_expires_at: now + leaseMs,
-          attempts: sql`attempts + 1`,
-        })
-        .where('response_id', '=', picked.response_id)
-        .where((eb) => claimable(eb, now))
-        .returningAll()
-        .executeTakeFirst();
-      if (!job) return undefined;
-      const row = await trx
-        .selectFrom('responses')
-        .select('body')
-        .where('id', '=', job.response_id)
-        .executeTakeFirst();
-      if (!row) {
-        await trx.deleteFrom('jobs').where('response_id', '=', job.response_id).execute();
-        return undefined;
-      }
-      // A new start begins from the queued state: drop what an interrupted start left behind.
-      await trx
-        .deleteFrom('response_events')
-        .where('response_id', '=', job.response_id)
-        .where('sequence_number', '>=', keepEvents(job))
-        .execute();
-      await trx
-        .deleteFrom('items')
-        .where('response_id', '=', job.response_id)
-        .where('kind', '=', OUTPUT)
-        .execute();
-      const response = JSON.parse(row.body) as ResponseObject;
-      response.status = 'queued';
-      response.output = [];
-      response.usage = null;
-      return {
-        responseId: job.response_id,
-        tenant: job.tenant,
-        backend: job.backend,
-        attempts: job.attempts,
-        cancelRequested: job.cancel_requested === 1,
-        payload: job.payload,
-        response,
-      };
-    });
+    const lease: Lease = { state: 'running', lease_owner: owner, lease_expires_at: now + leaseMs };
+    let job: (JobsTable & { body: string | null }) | undefined;
+    if (this.dialect === 'postgres') job = await claimJobAtOnce(this.db, backends, now, lease, keepEvents);
+    else {
+      job = await this.db.transaction().execute(async (trx) => {
+        const picked = await oldestClaimable(trx, backends, now, false).executeTakeFirst();
+        if (!picked) return undefined;
+        const claimed = await trx
+          .updateTable('jobs')
+          .set({ ...lease, attempts: sql`attempts + 1` })
+          .where('response_id', '=', picked.response_id)
+          .where((eb) => claimable(eb, now))
+          .returningAll()
+          .executeTakeFirst();
+        if (!claimed) return undefined;
+        await resetStart(trx, claimed.response_id, keepEvents);
+        const row = await trx
+          .selectFrom('responses')
+          .select('body')
+          .where('id', '=', claimed.response_id)
+          .executeTakeFirst();
+        return { ...claimed, body: row?.body ?? null };
+      });
+    }
+    if (!job) return undefined;
+    if (job.body === null) {
+      // Its response was deleted: nothing is left to run.
+      await this.db.deleteFrom('jobs').where('response_id', '=', job.response_id).execute();
+      return undefined;
+    }
+    const response = JSON.parse(job.body) as ResponseObject;
+    response.status = 'queued';
+    response.output = [];
+    response.usage = null;
+    return {
+      responseId: job.response_id,
+      tenant: job.tenant,
+      backend: job.backend,
+      attempts: job.attempts,
+      cancelRequested: job.cancel_requested === 1,
+      payload: job.payload,
+      response,
+    };
   }
 
   async renewLease(responseId: string, owner: string, leaseMs: number): Promise<LeaseState> {
@@ -459,6 +435,13 @@ export class SqlStore implements Store {
     owner: string,
     result: (cancelRequested: boolean) => JobResult,
   ): Promise<FinishOutcome> {
+    if (this.dialect === 'postgres') {
+      // Most jobs finish with no cancel asked for: one statement writes them, if it still applies.
+      const expected = finishedRows(tenant, responseId, result(false));
+      if (expected.items.length + expected.events.length <= ROWS_AT_ONCE) {
+        if (await finishJobAtOnce(this.db, tenant, responseId, owner, expected)) return 'finished';
+      }
+    }
     return this.db.transaction().execute(async (trx) => {
       let query = trx
         .selectFrom('jobs')
@@ -467,11 +450,11 @@ export class SqlStore implements Store {
       if (this.dialect === 'postgres') query = query.forUpdate();
       const job = await query.executeTakeFirst();
       if (!job || job.state !== 'running' || job.lease_owner !== owner) return 'lost';
-      const { response, events } = result(job.cancel_requested === 1);
-      await insertEvents(trx, responseId, events);
+      const rows = finishedRows(tenant, responseId, result(job.cancel_requested === 1));
+      await insertEvents(trx, rows.events);
       await trx
         .updateTable('responses')
-        .set({ status: response.status, body: JSON.stringify(response) })
+        .set({ status: rows.status, body: rows.body })
         .where('id', '=', responseId)
         .where('tenant', '=', tenant)
         .execute();
@@ -480,12 +463,8 @@ export class SqlStore implements Store {
         .where('response_id', '=', responseId)
         .where('kind', '=', OUTPUT)
         .execute();
-      await insertItems(trx, tenant, responseId, OUTPUT, outputTexts(response));
-      await trx
-        .updateTable('jobs')
-        .set({ state: 'done', lease_owner: null, lease_expires_at: null })
-        .where('response_id', '=', responseId)
-        .execute();
+      await insertItemRows(trx, rows.items);
+      await trx.updateTable('jobs').set(DONE).where('response_id', '=', responseId).execute();
       return 'finished';
     });
   }
@@ -534,7 +513,7 @@ export class SqlStore implements Store {
         return { state: 'requested', response };
       }
       const final = cancelled(response, job.payload);
-      await insertEvents(trx, id, final.events);
+      await insertEvents(trx, eventRows(id, final.events));
       await trx
         .updateTable('responses')
         .set({ status: final.response.status, body: JSON.stringify(final.response) })
@@ -553,7 +532,7 @@ export class SqlStore implements Store {
 
   async appendEvents(responseId: string, events: readonly StoredEvent[]): Promise<void> {
     if (events.length === 0) return;
-    await this.db.transaction().execute((trx) => insertEvents(trx, responseId, events));
+    await this.db.transaction().execute((trx) => insertEvents(trx, eventRows(responseId, events)));
   }
 
   async readEvents(responseId: string, afterSequence: number, limit: number): Promise<StoredEvent[]> {
@@ -763,8 +742,10 @@ async function insertItems(
   kind: number,
   items: readonly ItemText[],
 ): Promise<void> {
-  if (items.length === 0) return;
-  const rows = itemRows(tenant, responseId, kind, items);
+  await insertItemRows(trx, itemRows(tenant, responseId, kind, items));
+}
+
+async function insertItemRows(trx: Transaction<Database>, rows: readonly ItemsTable[]): Promise<void> {
   // Stay well under SQLite's bound-parameter limit on very long inputs.
   for (let start = 0; start < rows.length; start += 500) {
     await trx
@@ -824,33 +805,50 @@ async function insertResponseRows(
   await insertItems(trx, record.tenant, record.response.id, OUTPUT, texts.outputs);
 }
 
-/** Items one statement may insert along with their response (`insertResponseAtOnce`). */
-const ITEMS_AT_ONCE = 500;
+/** Rows one statement may insert along with a response (`insertResponseAtOnce`). */
+const ROWS_AT_ONCE = 500;
 
 /**
  * PostgreSQL: a response and its items in one statement, which is atomic on its own: one round
- * trip where a transaction took five (begin, three inserts, commit). Responses with more items
- * than `ITEMS_AT_ONCE` take `insertResponseRows`.
+ * trip where a transaction took five (begin, three inserts, commit). A background response
+ * brings its first events and its job into the same statement. Responses with more rows than
+ * `ROWS_AT_ONCE` take `insertResponseRows`.
  */
-async function insertResponseAtOnce(db: Kysely<Database>, record: NewResponse, texts: StoredTexts) {
+async function insertResponseAtOnce(
+  db: Kysely<Database>,
+  record: NewResponse,
+  texts: StoredTexts,
+  background?: { events: ResponseEventsTable[]; job: JobsTable },
+) {
   const { tenant, response } = record;
-  const items = [
-    ...itemRows(tenant, response.id, INPUT, texts.inputs),
-    ...itemRows(tenant, response.id, OUTPUT, texts.outputs),
-  ];
-  const withResponse = db.with('stored', (cte) =>
+  let statement = db.with('stored', (cte) =>
     cte
       .insertInto('responses')
       .values(responseRow(cte, record, texts, 'postgres'))
       .returning('parent_id'),
   );
-  // (the items' CTE is never read from, so the query keeps the response-only type)
-  const query = items.length
-    ? (withResponse.with('stored_items', (cte) =>
-        cte.insertInto('items').values(items),
-      ) as unknown as typeof withResponse)
-    : withResponse;
-  const inserted = await query.selectFrom('stored').select('parent_id').executeTakeFirstOrThrow();
+  // The other writes are never read from, so the statement keeps the response-only type.
+  type Statement = typeof statement;
+  const items = [
+    ...itemRows(tenant, response.id, INPUT, texts.inputs),
+    ...itemRows(tenant, response.id, OUTPUT, texts.outputs),
+  ];
+  if (items.length) {
+    statement = statement.with('stored_items', (cte) =>
+      cte.insertInto('items').values(items),
+    ) as unknown as Statement;
+  }
+  if (background?.events.length) {
+    statement = statement.with('queued_events', (cte) =>
+      cte.insertInto('response_events').values(background.events),
+    ) as unknown as Statement;
+  }
+  if (background) {
+    statement = statement.with('queued_job', (cte) =>
+      cte.insertInto('jobs').values(background.job),
+    ) as unknown as Statement;
+  }
+  const inserted = await statement.selectFrom('stored').select('parent_id').executeTakeFirstOrThrow();
   if (record.ancestors.length && inserted.parent_id === null) {
     await db.transaction().execute((trx) => hangFromNearestStored(trx, record, null, 'postgres'));
   }
@@ -936,22 +934,208 @@ function claimable(eb: ExpressionBuilder<Database, 'jobs'>, now: number) {
   ]);
 }
 
-async function insertEvents(
-  trx: Transaction<Database>,
+/**
+ * The job a claim takes: a running job of `backends` whose lease ran out (the one that ran out
+ * first), else the oldest queued job of `backends`. Each comes from a probe that reads the first
+ * entries of an index (the queue is probed per backend): a search over "queued, or running and
+ * expired" read and sorted the whole queue, and every running job's row, on every claim. With
+ * `lock` (PostgreSQL) each probe locks its row and skips rows another replica is claiming,
+ * instead of queueing behind their locks.
+ */
+function oldestClaimable(
+  db: QueryCreator<Database>,
+  backends: readonly string[],
+  now: number,
+  lock: boolean,
+) {
+  const probe = (
+    rank: number,
+    query: SelectQueryBuilder<Database, 'jobs', { response_id: string; at: number }>,
+  ) => {
+    const first = query.limit(1);
+    return db
+      .selectFrom((lock ? first.forUpdate().skipLocked() : first).as('probe'))
+      .select(['response_id', 'at', sql<number>`${sql.lit(rank)}`.as('rank')]);
+  };
+  const expired = probe(
+    0,
+    db
+      .selectFrom('jobs')
+      .select(['response_id', sql<number>`lease_expires_at`.as('at')])
+      .where('state', '=', 'running')
+      .where('lease_expires_at', '<', now)
+      .where('backend', 'in', [...backends])
+      .orderBy('lease_expires_at'),
+  );
+  const candidates = backends.reduce(
+    (union, backend) =>
+      union.unionAll(
+        probe(
+          1,
+          db
+            .selectFrom('jobs')
+            .select(['response_id', 'enqueued_at as at'])
+            .where('state', '=', 'queued')
+            .where('backend', '=', backend)
+            .orderBy('enqueued_at'),
+        ),
+      ),
+    expired,
+  );
+  return db
+    .selectFrom(candidates.as('candidates'))
+    .select('response_id')
+    .orderBy('rank')
+    .orderBy('at')
+    .limit(1);
+}
+
+/** What a worker's claim sets on a job, besides counting the start. */
+type Lease = Pick<JobsTable, 'state' | 'lease_owner' | 'lease_expires_at'>;
+
+/** A job ends: nobody holds it any more. */
+const DONE = { state: 'done', lease_owner: null, lease_expires_at: null } as const;
+
+/** A new start begins from the queued state: drops what an interrupted start left behind. */
+async function resetStart(trx: Transaction<Database>, responseId: string, keepEvents: number) {
+  await trx
+    .deleteFrom('response_events')
+    .where('response_id', '=', responseId)
+    .where('sequence_number', '>=', keepEvents)
+    .execute();
+  await trx.deleteFrom('items').where('response_id', '=', responseId).where('kind', '=', OUTPUT).execute();
+}
+
+/**
+ * PostgreSQL: `claimJob` in one statement (data-modifying CTEs) where a transaction took seven
+ * round trips. Replicas skip a row another one is claiming instead of queueing behind its lock.
+ */
+async function claimJobAtOnce(
+  db: Kysely<Database>,
+  backends: readonly string[],
+  now: number,
+  lease: Lease,
+  keepEvents: number,
+): Promise<(JobsTable & { body: string | null }) | undefined> {
+  return db
+    .with('picked', (cte) => oldestClaimable(cte, backends, now, true))
+    .with('claimed', (cte) =>
+      cte
+        .updateTable('jobs')
+        .set({ ...lease, attempts: sql`attempts + 1` })
+        .where('response_id', '=', (eb) => eb.selectFrom('picked').select('response_id'))
+        .returningAll(),
+    )
+    .with('events_reset', (cte) =>
+      cte
+        .deleteFrom('response_events')
+        .where('response_id', '=', (eb) => eb.selectFrom('claimed').select('response_id'))
+        .where('sequence_number', '>=', keepEvents),
+    )
+    .with('items_reset', (cte) =>
+      cte
+        .deleteFrom('items')
+        .where('response_id', '=', (eb) => eb.selectFrom('claimed').select('response_id'))
+        .where('kind', '=', OUTPUT),
+    )
+    .selectFrom('claimed')
+    .leftJoin('responses', 'responses.id', 'claimed.response_id')
+    .selectAll('claimed')
+    .select('responses.body')
+    .executeTakeFirst();
+}
+
+/** What a finished job writes: its response, its output items and the rest of its events. */
+interface FinishedRows {
+  status: string;
+  body: string;
+  items: ItemsTable[];
+  events: ResponseEventsTable[];
+}
+
+function finishedRows(tenant: string, responseId: string, result: JobResult): FinishedRows {
+  const { response } = result;
+  return {
+    status: response.status,
+    body: JSON.stringify(response),
+    items: itemRows(tenant, responseId, OUTPUT, outputTexts(response)),
+    events: eventRows(responseId, result.events),
+  };
+}
+
+/**
+ * PostgreSQL: `finishJob` in one statement where a transaction took eight round trips, for a
+ * job `owner` still holds and nobody asked to cancel; every write depends on the job's row
+ * changing, so when it does not (a cancel was asked for, the lease was lost) nothing is written
+ * and the caller takes the transaction. Rows travel as one JSON parameter each, read back with
+ * their table's own column types.
+ */
+async function finishJobAtOnce(
+  db: Kysely<Database>,
+  tenant: string,
   responseId: string,
-  events: readonly StoredEvent[],
-): Promise<void> {
-  for (let start = 0; start < events.length; start += 500) {
+  owner: string,
+  rows: FinishedRows,
+): Promise<boolean> {
+  const finished = await sql<{ response_id: string }>`
+    with finished as (
+      update jobs set state = ${DONE.state}, lease_owner = null, lease_expires_at = null
+      where response_id = ${responseId} and state = 'running' and lease_owner = ${owner}
+        and cancel_requested = 0
+      returning response_id
+    ), written as (
+      update responses set status = ${rows.status}, body = ${rows.body}
+      where id = (select response_id from finished) and tenant = ${tenant}
+    ), output_items as (
+      insert into items (response_id, tenant, kind, position, item_id, body)
+      select v.response_id, v.tenant, v.kind, v.position, v.item_id, v.body
+      from json_populate_recordset(null::items, ${JSON.stringify(rows.items)}) as v
+      where exists (select 1 from finished)
+      on conflict (response_id, kind, position)
+        do update set tenant = excluded.tenant, item_id = excluded.item_id, body = excluded.body
+    ), stale_items as (
+      delete from items
+      where response_id = (select response_id from finished) and kind = ${OUTPUT}
+        and position >= ${rows.items.length}
+    ), events as (
+      insert into response_events (response_id, sequence_number, type, data)
+      select v.response_id, v.sequence_number, v.type, v.data
+      from json_populate_recordset(null::response_events, ${JSON.stringify(rows.events)}) as v
+      where exists (select 1 from finished)
+    )
+    select response_id from finished`.execute(db);
+  return finished.rows.length > 0;
+}
+
+async function insertEvents(trx: Transaction<Database>, rows: readonly ResponseEventsTable[]): Promise<void> {
+  for (let start = 0; start < rows.length; start += 500) {
     await trx
       .insertInto('response_events')
-      .values(
-        events.slice(start, start + 500).map((event) => ({
-          response_id: responseId,
-          sequence_number: event.sequence,
-          type: event.type,
-          data: event.data,
-        })),
-      )
+      .values(rows.slice(start, start + 500))
       .execute();
   }
+}
+
+function eventRows(responseId: string, events: readonly StoredEvent[]): ResponseEventsTable[] {
+  return events.map((event) => ({
+    response_id: responseId,
+    sequence_number: event.sequence,
+    type: event.type,
+    data: event.data,
+  }));
+}
+
+function queuedJob(record: NewResponse, job: NewJob): JobsTable {
+  return {
+    response_id: record.response.id,
+    tenant: record.tenant,
+    backend: job.backend,
+    state: 'queued',
+    attempts: 0,
+    lease_owner: null,
+    lease_expires_at: null,
+    cancel_requested: 0,
+    enqueued_at: Date.now(),
+    payload: job.payload,
+  };
 }

@@ -125,13 +125,14 @@ export interface Store {
   enqueueBackground(record: NewResponse, job: NewJob): Promise<void>;
   /**
    * Takes the oldest job that is queued, or running on an expired lease, for one of `backends`;
-   * counts the start, resets what an earlier start left behind, and leases it to `owner`.
+   * counts the start, resets what an earlier start left behind (its output, and its events from
+   * sequence `keepEvents` on: the queued ones stay), and leases it to `owner`.
    */
   claimJob(
     owner: string,
     backends: readonly string[],
     leaseMs: number,
-    keepEvents: (job: { payload: string }) => number,
+    keepEvents: number,
   ): Promise<ClaimedJob | undefined>;
   /** Extends a lease; says whether it is still held and whether a cancel was asked for. */
   renewLease(responseId: string, owner: string, leaseMs: number): Promise<LeaseState>;
@@ -142,7 +143,8 @@ export interface Store {
   /**
    * Ends a job: writes the response, its output items and the remaining events, and marks the
    * job done — unless `owner` no longer holds the lease. `result` chooses what to write knowing
-   * whether a cancel was asked for, inside the same transaction, so `cancelled` is sticky.
+   * whether a cancel was asked for, atomically with the write, so `cancelled` is sticky. It may be
+   * asked twice: first assuming no cancel, then, when one was asked for meanwhile, again.
    */
   finishJob(
     tenant: string,

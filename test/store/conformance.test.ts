@@ -390,7 +390,7 @@ describe.each(Object.keys(targets))('store conformance: %s', (name) => {
     );
     return response;
   }
-  const keepTwo = () => 2;
+  const keepTwo = 2;
 
   it('claims jobs oldest first, per backend, never twice, and takes over expired leases', async () => {
     const first = await enqueue('j', 'claim-a');
@@ -412,6 +412,23 @@ describe.each(Object.keys(targets))('store conformance: %s', (name) => {
     expect(await store.finishJob('j', second.id, 'worker-2', () => ({ response: second, events: [] }))).toBe(
       'lost',
     );
+  });
+
+  it('claims across backends in queue order, and an expired lease before younger queued jobs', async () => {
+    // Queue order is by the millisecond: each job is queued in a later one.
+    const later = () => new Promise((resolve) => setTimeout(resolve, 3));
+    const first = await enqueue('o', 'order-x');
+    await later();
+    const second = await enqueue('o', 'order-y');
+    await later();
+    const third = await enqueue('o', 'order-x');
+    const both = ['order-x', 'order-y'];
+    expect((await store.claimJob('w1', both, -1, keepTwo))!.responseId).toBe(first.id);
+    // The first job's lease has run out: it is older than the jobs still queued.
+    expect((await store.claimJob('w2', both, 60_000, keepTwo))!.responseId).toBe(first.id);
+    expect((await store.claimJob('w2', both, 60_000, keepTwo))!.responseId).toBe(second.id);
+    expect((await store.claimJob('w2', ['order-y', 'order-x'], 60_000, keepTwo))!.responseId).toBe(third.id);
+    expect(await store.claimJob('w2', both, 60_000, keepTwo)).toBeUndefined();
   });
 
   it('never hands one job to two concurrent claimers', async () => {
@@ -458,6 +475,27 @@ describe.each(Object.keys(targets))('store conformance: %s', (name) => {
     expect(await store.requestCancel('other', response.id, () => ({ response, events: [] }))).toEqual({
       state: 'not_found',
     });
+  });
+
+  it('writes nothing when a worker that lost its lease finishes, and everything for the new owner', async () => {
+    const response = await enqueue('l', 'lost-backend', 2);
+    await store.claimJob('w1', ['lost-backend'], -1, keepTwo);
+    await store.claimJob('w2', ['lost-backend'], 60_000, keepTwo);
+    const done = { ...response, status: 'completed' as const, output: finished('answer').output };
+    const late = () => ({
+      response: done,
+      events: [{ sequence: 2, type: 'response.completed', data: '{}' }],
+    });
+    expect(await store.finishJob('l', response.id, 'w1', late)).toBe('lost');
+    expect((await store.getResponse('l', response.id))!.status).toBe('queued');
+    expect((await store.readEvents(response.id, -1, 10)).map((event) => event.sequence)).toEqual([0, 1]);
+    expect((await store.loadChain('l', response.id))!.items).toHaveLength(1);
+    expect(await store.finishJob('l', response.id, 'w2', late)).toBe('finished');
+    expect(await store.getResponse('l', response.id)).toEqual(done);
+    expect((await store.readEvents(response.id, -1, 10)).map((event) => event.sequence)).toEqual([0, 1, 2]);
+    expect((await store.loadChain('l', response.id))!.items).toHaveLength(2);
+    // Finished means finished: the job is never handed out again.
+    expect(await store.claimJob('w3', ['lost-backend'], 60_000, keepTwo)).toBeUndefined();
   });
 
   it('finishing a job replaces the response in place, with its output items', async () => {
@@ -553,7 +591,7 @@ describe.each(Object.keys(targets))('store conformance: %s', (name) => {
     expect(purged.idempotencyKeys).toBeGreaterThanOrEqual(1);
     expect(await store.getResponse('p', old.id)).toBeUndefined();
     expect(await store.hasEvents(old.id)).toBe(false);
-    expect(await store.claimJob('w', ['purge-backend'], 60_000, () => 2)).toBeUndefined();
+    expect(await store.claimJob('w', ['purge-backend'], 60_000, 2)).toBeUndefined();
     expect(await store.getResponse('p', kept.id)).toBeDefined();
     expect(await store.hasEvents('resp_unstored')).toBe(false);
     expect(await store.claimIdempotencyKey('p', 'fresh', 'other', 60_000, 3600)).toEqual({

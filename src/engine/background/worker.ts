@@ -50,6 +50,16 @@ export class BackgroundWorker {
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private again = false;
+  /**
+   * Backends whose queue was empty at the last look, since no job was announced: a slot they
+   * free needs no look (an empty claim costs a transaction). The poll clears it too, for jobs
+   * nobody announces (a lease that ran out, a job another replica gave back).
+   */
+  private readonly drained = new Set<string>();
+  /** Counts announcements, so a look that raced one does not mark its backends drained. */
+  private announcements = 0;
+  /** The poll also asks the store for cancel requests whose notice this replica missed. */
+  private checkCancels = true;
   private stopping = false;
   private lastError: string | null = null;
 
@@ -60,13 +70,22 @@ export class BackgroundWorker {
   start(): void {
     const { pollIntervalMs } = this.deps.config.background;
     this.deps.metrics?.backgroundJobs.watchQueueDepth(() => this.deps.store.countQueuedJobs());
-    this.timer = setInterval(() => this.wake(), pollIntervalMs);
+    this.timer = setInterval(() => {
+      this.checkCancels = true;
+      this.wake();
+    }, pollIntervalMs);
     this.timer.unref();
     this.wake();
   }
 
-  /** Looks for work now (called after a job is queued in this process). */
+  /** Looks for work now: a job was queued (here, or announced by another replica). */
   wake(): void {
+    this.announcements++;
+    this.drained.clear();
+    this.look();
+  }
+
+  private look(): void {
     if (this.stopping) return;
     if (this.ticking) {
       this.again = true;
@@ -81,7 +100,7 @@ export class BackgroundWorker {
         this.ticking = undefined;
         if (this.again) {
           this.again = false;
-          this.wake();
+          this.look();
         }
       });
   }
@@ -118,15 +137,21 @@ export class BackgroundWorker {
 
   private async tick(): Promise<void> {
     const { store } = this.deps;
-    // Cancel requests that arrived at another replica for jobs running here.
-    for (const id of await store.cancelRequestedFor(this.owner)) this.cancelLocal(id);
+    if (this.checkCancels) {
+      this.checkCancels = false;
+      // Cancel requests that arrived at another replica for jobs running here.
+      for (const id of await store.cancelRequestedFor(this.owner)) this.cancelLocal(id);
+    }
     while (!this.stopping) {
-      const free = this.backendsWithFreeSlots();
+      const free = this.backendsWithFreeSlots().filter((backend) => !this.drained.has(backend));
       if (free.length === 0) break;
-      const job = await store.claimJob(this.owner, free, this.leaseMs(), (claimed) =>
-        (JSON.parse(claimed.payload) as JobPayload).stream ? QUEUED_EVENTS : 0,
-      );
-      if (!job) break;
+      const announcements = this.announcements;
+      // A job without a stream has no events, so keeping the queued ones suits every job.
+      const job = await store.claimJob(this.owner, free, this.leaseMs(), QUEUED_EVENTS);
+      if (!job) {
+        if (announcements === this.announcements) for (const backend of free) this.drained.add(backend);
+        break;
+      }
       this.launch(job);
     }
     this.lastError = null;
@@ -164,7 +189,7 @@ export class BackgroundWorker {
       })
       .finally(() => {
         this.running.delete(job.responseId);
-        this.wake();
+        this.look();
       });
   }
 
