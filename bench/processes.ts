@@ -171,6 +171,16 @@ async function measure<T>(spec: LoadSpec): Promise<T> {
   return answer as T;
 }
 
+/** USER_HZ: the unit of /proc's CPU times, 100 on every mainstream Linux build. */
+export const CLOCK_TICKS = 100;
+
+/** User plus system CPU time of a process so far (Linux), in microseconds. */
+export function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3.
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
+}
+
 export function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 102.4) / 10;

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { RequestsResult } from './load.js';
-import { ROOT, buildChain, load, sleep, startFake, startFerry } from './processes.js';
+import { CLOCK_TICKS, ROOT, buildChain, cpuMicros, load, sleep, startFake, startFerry } from './processes.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -133,12 +133,6 @@ function summariseAllocations(head: AllocationNode, requests: number, top: numbe
   return `Allocated ${(total / 1e6).toFixed(1)} MB: ${(total / requests / 1024).toFixed(1)} KB per request\n\nBy area (bytes allocated)\n${shares(areas, total, 40)}\n\nTop allocating functions\n${shares(functions, total, top)}\n`;
 }
 
-/** User plus system CPU time of a process so far (Linux), in microseconds. */
-function cpuMicros(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  // utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3.
-  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
-}
 /** CPU time per thread name (user plus system, microseconds), the main thread apart. */
 function cpuByThread(pid: number): Map<string, number> {
   const byName = new Map<string, number>();
@@ -187,9 +181,6 @@ async function appears(path: string): Promise<void> {
     await sleep(50);
   }
 }
-
-/** USER_HZ: the unit of /proc's CPU times, 100 on every mainstream Linux build. */
-const CLOCK_TICKS = 100;
 
 /** V8's profile clock and `process.hrtime` are both the monotonic clock. */
 const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n);

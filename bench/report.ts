@@ -38,7 +38,8 @@ export interface ChainPoint {
 
 export interface StateResult {
   chain: ChainPoint[];
-  background: { jobs: number; seconds: number; jobsPerSecond: number };
+  /** Ferry's CPU per job (all its threads, from /proc); absent in results before it was measured. */
+  background: { jobs: number; seconds: number; jobsPerSecond: number; cpuMicrosPerJob?: number };
 }
 
 const ms = (microseconds: number) => (microseconds / 1000).toFixed(3);
@@ -263,15 +264,15 @@ export function renderMarkdown(report: BenchReport): string {
       ...(other ? [followUp(other)] : []),
     );
   });
-  const bg = report.state.sqlite.background;
+  const jobs = (background: BenchReport['state']['sqlite']['background']) =>
+    `${background.jobs} in ${background.seconds.toFixed(1)} s = ${background.jobsPerSecond.toFixed(0)}/s` +
+    (background.cpuMicrosPerJob === undefined
+      ? ''
+      : ` (Ferry's CPU ${ms(background.cpuMicrosPerJob)} ms a job)`);
   row(
-    'background jobs (queue → completed)',
-    `${bg.jobs} in ${bg.seconds.toFixed(1)} s = ${bg.jobsPerSecond.toFixed(0)}/s`,
-    ...(postgres
-      ? [
-          `${postgres.background.jobs} in ${postgres.background.seconds.toFixed(1)} s = ${postgres.background.jobsPerSecond.toFixed(0)}/s`,
-        ]
-      : []),
+    'background jobs (queue → completed, after a batch to warm up)',
+    jobs(report.state.sqlite.background),
+    ...(postgres ? [jobs(postgres.background)] : []),
   );
 
   lines.push('', '### 5. Memory (Ferry resident set)', '');
