@@ -293,6 +293,20 @@ async function streaming(report: BenchReport): Promise<void> {
     count: plan.streams,
     tokenMarker: '"content":"w',
   });
+  // The floor: a bare Node proxy piping the same NDJSON stream through (`bench/bare-proxy.ts`).
+  const bare = await startBareProxy(fake.url);
+  const bareProxy = await load<StreamResult>({
+    mode: 'stream',
+    origin: bare.url,
+    path: '/api/chat',
+    body: DIRECT_STREAM_BODY,
+    warmupBody: DIRECT_STREAM_BODY.replace('"model":"bench"', '"model":"warmup"'),
+    ...warmup,
+    concurrency: 1,
+    count: plan.streams,
+    tokenMarker: '"content":"w',
+  });
+  bare.child.kill();
   const viaFerry = await load<StreamResult>({
     mode: 'stream',
     origin: ferry.url,
@@ -304,7 +318,7 @@ async function streaming(report: BenchReport): Promise<void> {
     count: plan.streams,
     tokenMarker: 'event: response.output_text.delta',
   });
-  report.streaming = { direct, ferry: viaFerry, held: [] };
+  report.streaming = { direct, bareProxy, ferry: viaFerry, held: [] };
   for (const streams of plan.hold) {
     let peak = 0;
     const sampler = setInterval(() => (peak = Math.max(peak, rssMb(ferry.pid))), 100);
