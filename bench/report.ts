@@ -223,29 +223,11 @@ export function renderMarkdown(report: BenchReport): string {
   const s = report.streaming;
   row('', 'time to first token p50', 'p99', 'inter-token gap mean', 'gap p99');
   row('---', '---:', '---:', '---:', '---:');
-  row(
-    'fake backend directly (NDJSON)',
-    ms(s.direct.ttft.p50),
-    ms(s.direct.ttft.p99),
-    ms(s.direct.gap.mean),
-    ms(s.direct.gap.p99),
-  );
-  row(
-    'Ferry (Responses SSE)',
-    ms(s.ferry.ttft.p50),
-    ms(s.ferry.ttft.p99),
-    ms(s.ferry.gap.mean),
-    ms(s.ferry.gap.p99),
-  );
-  if (s.bareProxy) {
-    row(
-      'bare Node proxy piping the NDJSON (the floor)',
-      ms(s.bareProxy.ttft.p50),
-      ms(s.bareProxy.ttft.p99),
-      ms(s.bareProxy.gap.mean),
-      ms(s.bareProxy.gap.p99),
-    );
-  }
+  const stream = (name: string, result: StreamResult) =>
+    row(name, ms(result.ttft.p50), ms(result.ttft.p99), ms(result.gap.mean), ms(result.gap.p99));
+  stream('fake backend directly (NDJSON)', s.direct);
+  if (s.bareProxy) stream('bare Node proxy piping the NDJSON (the floor)', s.bareProxy);
+  stream('Ferry (Responses SSE)', s.ferry);
   row(
     '**added** (Ferry minus direct)',
     ms(s.ferry.ttft.p50 - s.direct.ttft.p50),

@@ -279,33 +279,26 @@ async function throughput(
 async function streaming(report: BenchReport): Promise<void> {
   const fake = await startFake(64, 20);
   const ferry = await startFerry(fake.url, 'sqlite');
-  // Both sides are first warmed up with unpaced streams (model "warmup"), so the paced ones
+  // Every path is first warmed up with unpaced streams (model "warmup"), so the paced ones
   // measure steady-state code rather than the first calls of a fresh process.
   const warmup = { warmupCount: plan.streamWarmups };
-  const direct = await load<StreamResult>({
-    mode: 'stream',
-    origin: fake.url,
-    path: '/api/chat',
-    body: DIRECT_STREAM_BODY,
-    warmupBody: DIRECT_STREAM_BODY.replace('"model":"bench"', '"model":"warmup"'),
-    ...warmup,
-    concurrency: 1,
-    count: plan.streams,
-    tokenMarker: '"content":"w',
-  });
-  // The floor: a bare Node proxy piping the same NDJSON stream through (`bench/bare-proxy.ts`).
+  // The same NDJSON stream from the backend directly, and piped through the floor: a bare Node
+  // proxy (`bench/bare-proxy.ts`).
+  const ndjson = (origin: string) =>
+    load<StreamResult>({
+      mode: 'stream',
+      origin,
+      path: '/api/chat',
+      body: DIRECT_STREAM_BODY,
+      warmupBody: DIRECT_STREAM_BODY.replace('"model":"bench"', '"model":"warmup"'),
+      ...warmup,
+      concurrency: 1,
+      count: plan.streams,
+      tokenMarker: '"content":"w',
+    });
+  const direct = await ndjson(fake.url);
   const bare = await startBareProxy(fake.url);
-  const bareProxy = await load<StreamResult>({
-    mode: 'stream',
-    origin: bare.url,
-    path: '/api/chat',
-    body: DIRECT_STREAM_BODY,
-    warmupBody: DIRECT_STREAM_BODY.replace('"model":"bench"', '"model":"warmup"'),
-    ...warmup,
-    concurrency: 1,
-    count: plan.streams,
-    tokenMarker: '"content":"w',
-  });
+  const bareProxy = await ndjson(bare.url);
   bare.child.kill();
   const viaFerry = await load<StreamResult>({
     mode: 'stream',

@@ -498,6 +498,29 @@ describe.each(Object.keys(targets))('store conformance: %s', (name) => {
     expect(await store.claimJob('w3', ['lost-backend'], 60_000, keepTwo)).toBeUndefined();
   });
 
+  it('queues and finishes a job with more rows than one statement takes (the transaction path)', async () => {
+    const response = finished('queued', { status: 'queued', background: true, output: [] });
+    const inputs = Array.from({ length: 600 }, (_, n) => message('user', `q${n}`));
+    const events = Array.from({ length: 3 }, (_, sequence) => ({ sequence, type: 't', data: '{}' }));
+    await store.enqueueBackground(
+      { tenant: 'big', response, ancestors: [], inputItems: inputs, expiresAt: 2e9 },
+      { backend: 'big-backend', payload: '{}', events },
+    );
+    await store.claimJob('w', ['big-backend'], 60_000, keepTwo);
+    const output = inputs.map((input) => ({
+      ...finished('a').output[0]!,
+      id: input.id.replace('msg', 'out'),
+    }));
+    const done = { ...response, status: 'completed' as const, output };
+    const pending = [{ sequence: 2, type: 'response.completed', data: '{}' }];
+    expect(await store.finishJob('big', response.id, 'w', () => ({ response: done, events: pending }))).toBe(
+      'finished',
+    );
+    expect(await store.getResponse('big', response.id)).toEqual(done);
+    expect((await store.loadChain('big', response.id))!.items).toHaveLength(1_200);
+    expect((await store.readEvents(response.id, -1, 10)).map((event) => event.sequence)).toEqual([0, 1, 2]);
+  });
+
   it('finishing a job replaces the response in place, with its output items', async () => {
     const response = await enqueue('u', 'replace-backend');
     await store.claimJob('w', ['replace-backend'], 60_000, keepTwo);
