@@ -4,18 +4,31 @@ import { parseItem, toStoredTexts, type ItemText, type RawChain, type StoredText
 import { chainPathSql } from './chain-path.js';
 import type { Settled } from './group-commit.js';
 import type { QueryObserver } from './open.js';
+import type { ItemsTable, JobsTable, ResponseEventsTable } from './schema.js';
 import type { NewResponse, StoredItem } from './types.js';
 
 const INPUT = 0;
 const OUTPUT = 1;
 
+/** What a finished job writes: its response, its output items and the rest of its events. */
+export interface FinishedRows {
+  status: string;
+  body: string;
+  items: readonly ItemsTable[];
+  events: readonly ResponseEventsTable[];
+}
+
+/** A claimed job's row, with its response's body (null: the response was deleted). */
+export type ClaimedRow = JobsTable & { body: string | null };
+
 /**
- * The four store calls on every request's path, on SQLite, as prepared better-sqlite3
- * statements in synchronous transactions. Through Kysely the same work cost about twice as
- * much (query building and a promise hop per statement; BENCHMARKS.md has the numbers). The
- * SQL means exactly what `SqlStore`'s Kysely queries mean, and the store conformance suite
- * runs against this path (SQLite) and the Kysely one (PostgreSQL) alike. Callers hold Kysely's
- * connection lock, so these never run inside another caller's open transaction.
+ * The store calls on every request's path, and on every background job's, on SQLite, as
+ * prepared better-sqlite3 statements in synchronous transactions. Through Kysely the same work
+ * cost about twice as much (query building and a promise hop per statement; BENCHMARKS.md has
+ * the numbers). The SQL means exactly what `SqlStore`'s Kysely queries mean, and the store
+ * conformance suite runs against this path (SQLite) and the Kysely one (PostgreSQL) alike.
+ * Callers hold Kysely's connection lock, so these never run inside another caller's open
+ * transaction.
  */
 export class SqliteHotPath {
   private readonly insertResponse: SQLite.Statement;
@@ -28,6 +41,28 @@ export class SqliteHotPath {
   /** Stores a response and returns the texts it stored (for the chain cache). */
   private readonly createResponse: (record: NewResponse) => StoredTexts;
   private readonly createAll: (records: readonly NewResponse[]) => StoredTexts[];
+  private readonly jobs: BackgroundStatements;
+  /** Stores a background response with its first events and its job. */
+  readonly enqueueBackground: (
+    record: NewResponse,
+    events: readonly ResponseEventsTable[],
+    job: JobsTable,
+  ) => void;
+  /** Takes the job `oldestClaimable` (sql-store.ts) names, as `SqlStore.claimJob` describes. */
+  readonly claimJob: (
+    backends: readonly string[],
+    now: number,
+    owner: string,
+    leaseExpiresAt: number,
+    keepEvents: number,
+  ) => ClaimedRow | undefined;
+  /** Writes a finished job's response, items and events, if `owner` still holds it. */
+  readonly finishJob: (
+    responseId: string,
+    tenant: string,
+    owner: string,
+    rows: (cancelRequested: boolean) => FinishedRows,
+  ) => 'finished' | 'lost';
 
   constructor(
     private readonly database: SQLite.Database,
@@ -74,6 +109,88 @@ export class SqliteHotPath {
     };
     this.createResponse = database.transaction(insert);
     this.createAll = database.transaction((records: readonly NewResponse[]) => records.map(insert));
+
+    const jobs = (this.jobs = prepareBackground(database));
+    this.enqueueBackground = database.transaction((record, events, job) => {
+      insert(record);
+      this.insertEvents(events);
+      this.run(jobs.insert, [
+        job.response_id,
+        job.tenant,
+        job.backend,
+        job.state,
+        job.attempts,
+        job.lease_owner,
+        job.lease_expires_at,
+        job.cancel_requested,
+        job.enqueued_at,
+        job.payload,
+      ]);
+    });
+    this.claimJob = database.transaction((backends, now, owner, leaseExpiresAt, keepEvents) => {
+      const picked = this.oldestClaimable(backends, now);
+      if (picked === undefined) return undefined;
+      const claimed = this.observed(jobs.claim, () => jobs.claim.get(owner, leaseExpiresAt, picked, now)) as
+        JobsTable | undefined;
+      if (!claimed) return undefined;
+      this.run(jobs.deleteLaterEvents, [picked, keepEvents]);
+      this.run(jobs.deleteOutputItems, [picked]);
+      const body = this.observed(jobs.body, () => jobs.body.get(picked));
+      return { ...claimed, body: body ?? null };
+    });
+    this.finishJob = database.transaction((responseId, tenant, owner, rows) => {
+      const job = this.observed(jobs.holder, () => jobs.holder.get(responseId));
+      if (!job || job.state !== 'running' || job.lease_owner !== owner) return 'lost';
+      const finished = rows(job.cancel_requested === 1);
+      this.insertEvents(finished.events);
+      this.run(jobs.writeResponse, [finished.status, finished.body, responseId, tenant]);
+      this.run(jobs.deleteOutputItems, [responseId]);
+      for (const item of finished.items)
+        this.run(this.insertItem, [
+          item.response_id,
+          item.tenant,
+          item.kind,
+          item.position,
+          item.item_id,
+          item.body,
+        ]);
+      this.run(jobs.done, [responseId]);
+      return 'finished';
+    });
+  }
+
+  /** `markInProgress`: the response row of a job that has started. */
+  writeResponse(tenant: string, response: ResponseObject): void {
+    this.run(this.jobs.writeResponse, [response.status, JSON.stringify(response), response.id, tenant]);
+  }
+
+  /**
+   * A running job of `backends` whose lease ran out (the one that ran out first), else the
+   * oldest queued job of `backends`: the probes of `oldestClaimable` (sql-store.ts), each the
+   * first entry of an index, run one by one.
+   */
+  private oldestClaimable(backends: readonly string[], now: number): string | undefined {
+    const { expired, queued } = this.jobs;
+    let oldest: { response_id: string; at: number } | undefined;
+    for (const backend of backends) {
+      const row = this.observed(expired, () => expired.get(now, backend));
+      if (row && (!oldest || row.at < oldest.at)) oldest = row;
+    }
+    if (oldest) return oldest.response_id;
+    for (const backend of backends) {
+      const row = this.observed(queued, () => queued.get(backend));
+      if (row && (!oldest || row.at < oldest.at)) oldest = row;
+    }
+    return oldest?.response_id;
+  }
+
+  private insertEvents(events: readonly ResponseEventsTable[]): void {
+    for (const event of events)
+      this.run(this.jobs.insertEvent, [event.response_id, event.sequence_number, event.type, event.data]);
+  }
+
+  private run(statement: SQLite.Statement, parameters: readonly unknown[]): void {
+    this.observed(statement, () => statement.run(...parameters));
   }
 
   /**
@@ -164,6 +281,51 @@ export class SqliteHotPath {
     }
     return statement;
   }
+}
+
+interface BackgroundStatements {
+  insert: SQLite.Statement;
+  insertEvent: SQLite.Statement;
+  expired: SQLite.Statement<[number, string], { response_id: string; at: number }>;
+  queued: SQLite.Statement<[string], { response_id: string; at: number }>;
+  claim: SQLite.Statement;
+  deleteLaterEvents: SQLite.Statement;
+  deleteOutputItems: SQLite.Statement;
+  body: SQLite.Statement<[string], string>;
+  holder: SQLite.Statement<[string], Pick<JobsTable, 'state' | 'lease_owner' | 'cancel_requested'>>;
+  writeResponse: SQLite.Statement;
+  done: SQLite.Statement;
+}
+
+function prepareBackground(database: SQLite.Database): BackgroundStatements {
+  return {
+    insert: database.prepare(
+      'insert into jobs (response_id, tenant, backend, state, attempts, lease_owner, lease_expires_at, cancel_requested, enqueued_at, payload) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    insertEvent: database.prepare(
+      'insert into response_events (response_id, sequence_number, type, data) values (?, ?, ?, ?)',
+    ),
+    expired: database.prepare(
+      "select response_id, lease_expires_at as at from jobs where state = 'running' and lease_expires_at < ? and backend = ? order by lease_expires_at limit 1",
+    ),
+    queued: database.prepare(
+      "select response_id, enqueued_at as at from jobs where state = 'queued' and backend = ? order by enqueued_at limit 1",
+    ),
+    // Queued, or running under a lease that ran out (`claimable` in sql-store.ts).
+    claim: database.prepare(
+      "update jobs set state = 'running', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1 where response_id = ? and (state = 'queued' or (state = 'running' and lease_expires_at < ?)) returning *",
+    ),
+    deleteLaterEvents: database.prepare(
+      'delete from response_events where response_id = ? and sequence_number >= ?',
+    ),
+    deleteOutputItems: database.prepare(`delete from items where response_id = ? and kind = ${OUTPUT}`),
+    body: database.prepare<[string], string>('select body from responses where id = ?').pluck(),
+    holder: database.prepare('select state, lease_owner, cancel_requested from jobs where response_id = ?'),
+    writeResponse: database.prepare('update responses set status = ?, body = ? where id = ? and tenant = ?'),
+    done: database.prepare(
+      "update jobs set state = 'done', lease_owner = null, lease_expires_at = null where response_id = ?",
+    ),
+  };
 }
 
 export function toStoredItem(row: { item_id: string; body: string }): StoredItem {
