@@ -345,6 +345,7 @@ export class SqlStore implements Store {
       return this.exclusive((hotPath) =>
         hotPath.enqueueBackground(record, background.events, background.job),
       );
+    // PostgreSQL: one statement, or a transaction for a response with many rows.
     const texts = toStoredTexts(record);
     if (texts.inputs.length + job.events.length <= ROWS_AT_ONCE) {
       await insertResponseAtOnce(this.db, record, texts, background);
@@ -431,7 +432,8 @@ export class SqlStore implements Store {
   ): Promise<FinishOutcome> {
     const rows = (cancelRequested: boolean) => finishedRows(tenant, responseId, result(cancelRequested));
     if (this.hotPath) return this.exclusive((hotPath) => hotPath.finishJob(responseId, tenant, owner, rows));
-    // Most jobs finish with no cancel asked for: one statement writes them, if it still applies.
+    // PostgreSQL. Most jobs finish with no cancel asked for: one statement writes them, if it
+    // still applies.
     const expected = rows(false);
     if (expected.items.length + expected.events.length <= ROWS_AT_ONCE) {
       if (await finishJobAtOnce(this.db, tenant, responseId, owner, expected)) return 'finished';

@@ -130,8 +130,7 @@ export class SqliteHotPath {
     this.claimJob = database.transaction((backends, now, owner, leaseExpiresAt, keepEvents) => {
       const picked = this.oldestClaimable(backends, now);
       if (picked === undefined) return undefined;
-      const claimed = this.observed(jobs.claim, () => jobs.claim.get(owner, leaseExpiresAt, picked, now)) as
-        JobsTable | undefined;
+      const claimed = this.observed(jobs.claim, () => jobs.claim.get(owner, leaseExpiresAt, picked, now));
       if (!claimed) return undefined;
       this.run(jobs.deleteLaterEvents, [picked, keepEvents]);
       this.run(jobs.deleteOutputItems, [picked]);
@@ -288,7 +287,7 @@ interface BackgroundStatements {
   insertEvent: SQLite.Statement;
   expired: SQLite.Statement<[number, string], { response_id: string; at: number }>;
   queued: SQLite.Statement<[string], { response_id: string; at: number }>;
-  claim: SQLite.Statement;
+  claim: SQLite.Statement<[string, number, string, number], JobsTable>;
   deleteLaterEvents: SQLite.Statement;
   deleteOutputItems: SQLite.Statement;
   body: SQLite.Statement<[string], string>;
@@ -311,8 +310,8 @@ function prepareBackground(database: SQLite.Database): BackgroundStatements {
     queued: database.prepare(
       "select response_id, enqueued_at as at from jobs where state = 'queued' and backend = ? order by enqueued_at limit 1",
     ),
-    // Queued, or running under a lease that ran out (`claimable` in sql-store.ts).
-    claim: database.prepare(
+    // Queued, or running under a lease that ran out (its worker is gone).
+    claim: database.prepare<[string, number, string, number], JobsTable>(
       "update jobs set state = 'running', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1 where response_id = ? and (state = 'queued' or (state = 'running' and lease_expires_at < ?)) returning *",
     ),
     deleteLaterEvents: database.prepare(
