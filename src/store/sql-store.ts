@@ -166,7 +166,7 @@ export class SqlStore implements Store {
       texts = toStoredTexts(record);
       if (texts.inputs.length + texts.outputs.length <= ROWS_AT_ONCE)
         await insertResponseAtOnce(this.db, record, texts);
-      else await this.db.transaction().execute((trx) => insertResponseRows(trx, record, texts, this.dialect));
+      else await this.db.transaction().execute((trx) => insertResponseRows(trx, record, texts));
     }
     if (isFinished(record.response.status))
       this.chains.extend(
@@ -352,7 +352,7 @@ export class SqlStore implements Store {
       return;
     }
     await this.db.transaction().execute(async (trx) => {
-      await insertResponseRows(trx, record, texts, this.dialect);
+      await insertResponseRows(trx, record, texts);
       await insertEvents(trx, background.events);
       await trx.insertInto('jobs').values(background.job).execute();
     });
@@ -784,19 +784,21 @@ async function countDeletion(trx: Transaction<Database>): Promise<void> {
     .execute();
 }
 
-/** A response's row and its items, as `texts` serialised them (Kysely; SQLite has its hot path). */
+/**
+ * PostgreSQL: a response's row and its items, as `texts` serialised them, for a response with
+ * more rows than `insertResponseAtOnce` takes (SQLite has its hot path).
+ */
 async function insertResponseRows(
   trx: Transaction<Database>,
   record: NewResponse,
   texts: StoredTexts,
-  dialect: 'sqlite' | 'postgres',
 ): Promise<void> {
   const inserted = await trx
     .insertInto('responses')
-    .values(responseRow(trx, record, texts, dialect))
+    .values(responseRow(trx, record, texts))
     .returning('parent_id')
     .executeTakeFirstOrThrow();
-  await hangFromNearestStored(trx, record, inserted.parent_id, dialect);
+  await hangFromNearestStored(trx, record, inserted.parent_id);
   await insertItems(trx, record.tenant, record.response.id, INPUT, texts.inputs);
   await insertItems(trx, record.tenant, record.response.id, OUTPUT, texts.outputs);
 }
@@ -820,7 +822,7 @@ async function insertResponseAtOnce(
   let statement = db.with('stored', (cte) =>
     cte
       .insertInto('responses')
-      .values(responseRow(cte, record, texts, 'postgres'))
+      .values(responseRow(cte, record, texts))
       .returning('parent_id'),
   );
   // The other writes are never read from, so the statement keeps the response-only type.
@@ -846,16 +848,11 @@ async function insertResponseAtOnce(
   }
   const inserted = await statement.selectFrom('stored').select('parent_id').executeTakeFirstOrThrow();
   if (record.ancestors.length && inserted.parent_id === null) {
-    await db.transaction().execute((trx) => hangFromNearestStored(trx, record, null, 'postgres'));
+    await db.transaction().execute((trx) => hangFromNearestStored(trx, record, null));
   }
 }
 
-function responseRow(
-  db: QueryCreator<Database>,
-  record: NewResponse,
-  texts: StoredTexts,
-  dialect: 'sqlite' | 'postgres',
-) {
+function responseRow(db: QueryCreator<Database>, record: NewResponse, texts: StoredTexts) {
   const { response } = record;
   const previous = record.ancestors.at(-1);
   return {
@@ -864,7 +861,7 @@ function responseRow(
     created_at: response.created_at,
     status: response.status,
     previous_response_id: response.previous_response_id,
-    parent_id: previous === undefined ? null : storedId(db, previous, dialect),
+    parent_id: previous === undefined ? null : storedId(db, previous),
     ancestors: '[]',
     body: texts.response,
     expires_at: record.expiresAt,
@@ -879,25 +876,23 @@ async function hangFromNearestStored(
   trx: Transaction<Database>,
   record: NewResponse,
   parent: string | null,
-  dialect: 'sqlite' | 'postgres',
 ): Promise<void> {
   const { ancestors } = record;
   if (parent !== null || ancestors.length === 0) return;
   for (const id of ancestors.slice(0, -1).reverse()) {
-    if (!(await storedId(trx, id, dialect).executeTakeFirst())) continue;
+    if (!(await storedId(trx, id).executeTakeFirst())) continue;
     await trx.updateTable('responses').set({ parent_id: id }).where('id', '=', record.response.id).execute();
     return;
   }
 }
 
 /**
- * `id` if that response is stored. On PostgreSQL the row is locked against deletion until the
- * transaction ends: a delete running meanwhile either waits and then moves the new child's link
- * up, or went first, and the child hangs from an older ancestor.
+ * `id` if that response is stored, its row locked against deletion until the transaction ends:
+ * a delete running meanwhile either waits and then moves the new child's link up, or went
+ * first, and the child hangs from an older ancestor.
  */
-function storedId(db: QueryCreator<Database>, id: string, dialect: 'sqlite' | 'postgres') {
-  const query = db.selectFrom('responses').select('id').where('id', '=', id);
-  return dialect === 'postgres' ? query.forKeyShare() : query;
+function storedId(db: QueryCreator<Database>, id: string) {
+  return db.selectFrom('responses').select('id').where('id', '=', id).forKeyShare();
 }
 
 /**
