@@ -1,6 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { SqlApiKeyStore } from '../../src/store/api-keys.js';
 import { startFakeOllama } from '../support/fake-ollama.js';
 import { postJson, startFerry, type RunningFerry } from '../support/ferry.js';
 import type { FakeBackend } from '../support/scenario.js';
@@ -352,5 +353,35 @@ describe('API keys', () => {
       .catch((e: unknown) => e);
     expect(referenced).toBeInstanceOf(OpenAI.NotFoundError);
     expect((await a.responses.retrieve(mine.id)).id).toBe(mine.id);
+  });
+
+  it('answers 503 with the envelope when a key cannot be looked up, and serves the next request', async () => {
+    const lookup = vi
+      .spyOn(SqlApiKeyStore.prototype, 'findByHash')
+      .mockRejectedValueOnce(new Error('database is locked'));
+    try {
+      const failed = await postJson(
+        ferry,
+        '/v1/responses',
+        { model: 'm', input: 'x' },
+        { authorization: 'Bearer sk-not-cached-key' },
+      );
+      expect(failed.status).toBe(503);
+      expect(failed.headers.get('x-request-id')).toMatch(/^req_/);
+      expect(((await failed.json()) as ErrorBody).error).toMatchObject({
+        type: 'server_error',
+        code: 'store_unavailable',
+      });
+      expect(lookup).toHaveBeenCalledTimes(1);
+    } finally {
+      lookup.mockRestore();
+    }
+    const again = await postJson(
+      ferry,
+      '/v1/responses',
+      { model: 'm', input: 'x' },
+      { authorization: 'Bearer sk-team-a-key' },
+    );
+    expect(again.status).toBe(200);
   });
 });

@@ -17,13 +17,13 @@ export function installAuthentication(
   app.decorateRequest('tenant', '');
   app.decorateRequest('principal', null);
 
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', (request, _reply, done) => {
     if (keys.open) {
       request.principal = OPEN_PRINCIPAL;
       request.tenant = OPEN_PRINCIPAL.tenant;
-      return;
+      return done();
     }
-    if (OPEN_PATHS.has(request.url.split('?', 1)[0]!)) return;
+    if (OPEN_PATHS.has(request.url.split('?', 1)[0]!)) return done();
     const authorization = request.headers.authorization;
     const key = authorization?.startsWith('Bearer ') ? authorization.slice(7).trim() : undefined;
     if (!key) {
@@ -34,16 +34,20 @@ export function installAuthentication(
         { type: 'invalid_request_error', code: 'invalid_api_key' },
       );
     }
-    const check = await keys.check(key);
-    if ('failure' in check) {
-      metrics.authFailed(check.failure);
-      // A revoked key gets the same answer as a wrong one: nothing confirms it ever existed.
-      throw new ApiError(401, 'Incorrect API key provided. Ask your Ferry operator for a valid key.', {
-        type: 'invalid_request_error',
-        code: 'invalid_api_key',
-      });
-    }
-    request.principal = check.principal;
-    request.tenant = check.principal.tenant;
+    keys.check(key).then((check) => {
+      if ('failure' in check) {
+        metrics.authFailed(check.failure);
+        // A revoked key gets the same answer as a wrong one: nothing confirms it ever existed.
+        return done(
+          new ApiError(401, 'Incorrect API key provided. Ask your Ferry operator for a valid key.', {
+            type: 'invalid_request_error',
+            code: 'invalid_api_key',
+          }),
+        );
+      }
+      request.principal = check.principal;
+      request.tenant = check.principal.tenant;
+      done();
+    }, done);
   });
 }

@@ -18,7 +18,7 @@ export function installObservability(
 ): void {
   app.decorateRequest('observation', null as unknown as RequestObservation);
 
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', (request, reply, done) => {
     const route = request.routeOptions.url ?? UNMATCHED_ROUTE;
     const span = tracing?.startRequestSpan(`${request.method} ${route}`, request.headers, {
       'http.request.method': request.method,
@@ -30,6 +30,7 @@ export function installObservability(
     request.observation = new RequestObservation(request.requestId, span);
     metrics.httpStarted();
     reply.raw.once('close', () => report(request, reply, route));
+    done();
   });
 
   function report(request: FastifyRequest, reply: FastifyReply, route: string): void {

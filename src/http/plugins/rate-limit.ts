@@ -9,10 +9,10 @@ import { OPEN_PATHS } from './auth.js';
  * when the response ends, however it ends.
  */
 export function installRateLimits(app: FastifyInstance, limiter: RateLimiter): void {
-  app.addHook('onRequest', async (request, reply) => {
-    if (!request.principal || OPEN_PATHS.has(request.url.split('?', 1)[0]!)) return; // probes, scrapers
+  app.addHook('onRequest', (request, reply, done) => {
+    if (!request.principal || OPEN_PATHS.has(request.url.split('?', 1)[0]!)) return done(); // probes, scrapers
     const admission = limiter.admit(request.principal);
-    if (admission === UNLIMITED) return;
+    if (admission === UNLIMITED) return done();
     const headers = admission.headers;
     if (headers) {
       reply.header('x-ratelimit-limit-requests', headers.limit);
@@ -20,5 +20,6 @@ export function installRateLimits(app: FastifyInstance, limiter: RateLimiter): v
       reply.header('x-ratelimit-reset-requests', formatDuration(headers.resetMs));
     }
     reply.raw.once('close', () => admission.release());
+    done();
   });
 }

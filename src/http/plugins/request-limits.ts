@@ -11,12 +11,13 @@ export const CLIENT_ERROR_ROUTE = '(client_error)';
 
 /** Refuses URLs longer than `limits.urlBytes` with a 414 before anything else is done. */
 export function installRequestLimits(app: FastifyInstance, limits: FerryConfig['limits']): void {
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', (request, _reply, done) => {
     if (request.raw.url!.length > limits.urlBytes) {
       throw new ApiError(414, `The request URL is too long: the limit is ${limits.urlBytes} bytes.`, {
         code: 'url_too_long',
       });
     }
+    done();
   });
 }
 
