@@ -69,6 +69,8 @@ export async function startBareProxy(backendUrl: string): Promise<{ url: string;
 export async function startFake(
   tokens: number,
   intervalMs: number,
+  /** 0: any free port. */
+  listenOn = 0,
 ): Promise<{ url: string; child: ChildProcess }> {
   const child = spawnOn(CLIENT_CPU, [
     process.execPath,
@@ -79,6 +81,8 @@ export async function startFake(
     String(tokens),
     '--interval',
     String(intervalMs),
+    '--port',
+    String(listenOn),
   ]);
   children.push(child);
   const { port } = JSON.parse(await firstLine(child)) as { port: number };
@@ -184,6 +188,24 @@ export function cpuMicros(pid: number): number {
 export function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 102.4) / 10;
+}
+
+/**
+ * The largest resident set a process reaches while `during` runs: read every 100 ms, and once
+ * more at the end, so a load shorter than one interval is still seen.
+ */
+export async function peakRssMb<T>(
+  pid: number,
+  during: () => Promise<T>,
+): Promise<{ result: T; peakMb: number }> {
+  let peakMb = rssMb(pid);
+  const sampler = setInterval(() => (peakMb = Math.max(peakMb, rssMb(pid))), 100);
+  try {
+    const result = await during();
+    return { result, peakMb: Math.max(peakMb, rssMb(pid)) };
+  } finally {
+    clearInterval(sampler);
+  }
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,10 +1,13 @@
 import type { HoldResult, RequestsResult, StreamResult } from './load.js';
 
+/** `smoke` runs each section for a moment: it proves the harness works, its figures mean nothing. */
+export type RunMode = 'full' | 'quick' | 'smoke';
+
 /** Everything one benchmark run measured (latencies in microseconds). */
 export interface BenchReport {
   date: string;
   commit: string;
-  mode: 'quick' | 'full';
+  mode: RunMode;
   seconds: number;
   machine: { cores: number; cpu: string; node: string; pinned: boolean };
   latency: {
@@ -20,6 +23,9 @@ export interface BenchReport {
   endpoints: { floor: RequestsResult; rows: { name: string; result: RequestsResult }[] };
   sweep: { concurrency: number; direct: RequestsResult; bareProxy: RequestsResult; ferry: RequestsResult }[];
   streaming: {
+    /** The paced stream: deltas, and milliseconds between them (absent in older results: 64, 20). */
+    tokens?: number;
+    intervalMs?: number;
     direct: StreamResult;
     /** The same stream piped through the bare Node proxy; absent in results before it was measured. */
     bareProxy?: StreamResult;
@@ -31,7 +37,12 @@ export interface BenchReport {
     postgres?: StateResult & { stored: RequestsResult };
   };
   memory: { idleMb: number; underLoadMb: number; afterLoadMb: number };
-  target?: { url: string; latency: RequestsResult };
+  /** Another gateway (`--target`), timed with store:false at concurrency 1 and over the sweep. */
+  target?: {
+    url: string;
+    latency: RequestsResult;
+    sweep: { concurrency: number; result: RequestsResult }[];
+  };
   notes: string[];
 }
 
@@ -49,6 +60,8 @@ export interface StateResult {
 }
 
 const ms = (microseconds: number) => (microseconds / 1000).toFixed(3);
+/** A difference, always signed: +0.120, -0.031. */
+const signedMs = (microseconds: number) => `${microseconds < 0 ? '' : '+'}${ms(microseconds)}`;
 const ms1 = (microseconds: number) => (microseconds / 1000).toFixed(1);
 const int = (value: number) => Math.round(value).toLocaleString('en-US');
 
@@ -62,6 +75,10 @@ export function frontier(points: { concurrency: number; result: RequestsResult }
   return best;
 }
 
+/** One path's results over the concurrency sweep. */
+const swept = (report: BenchReport, path: 'direct' | 'bareProxy' | 'ferry') =>
+  report.sweep.map((point) => ({ concurrency: point.concurrency, result: point[path] }));
+
 export interface Target {
   name: string;
   measured: string;
@@ -73,14 +90,8 @@ const added = (gateway: number, direct: number) => gateway - direct;
 
 export function targets(report: BenchReport): Target[] {
   const { direct, stored } = report.latency;
-  const frontierDirect = frontier(
-    report.sweep.map((p) => ({ concurrency: p.concurrency, result: p.direct })),
-    20,
-  );
-  const frontierFerry = frontier(
-    report.sweep.map((p) => ({ concurrency: p.concurrency, result: p.ferry })),
-    20,
-  );
+  const frontierDirect = frontier(swept(report, 'direct'), 20);
+  const frontierFerry = frontier(swept(report, 'ferry'), 20);
   const ttft = added(report.streaming.ferry.ttft.p50, report.streaming.direct.ttft.p50);
   const gap = added(report.streaming.ferry.gap.mean, report.streaming.direct.gap.mean);
   const held = Math.max(
@@ -123,7 +134,7 @@ export function targets(report: BenchReport): Target[] {
     { name: '1,000 concurrent streams held', measured: `${int(held)} streams`, met: held >= 1000 },
     {
       name: `follow-up at chain depth ${deep.depth} ≤ 2 ms more than depth 1 (added over direct)`,
-      measured: `+${ms(chainCost)} ms (+${ms(chainRaw)} ms before subtracting the backend reading the longer prompt)`,
+      measured: `${signedMs(chainCost)} ms (${signedMs(chainRaw)} ms before subtracting the backend reading the longer prompt)`,
       met: chainCost <= 2000,
     },
   ];
@@ -178,18 +189,9 @@ export function renderMarkdown(report: BenchReport): string {
   row('p99 bound', 'direct rps', 'bare Node proxy rps', 'Ferry rps', 'Ferry / direct', 'Ferry / bare proxy');
   row('---', '---:', '---:', '---:', '---:', '---:');
   for (const bound of [5, 20, 100]) {
-    const d = frontier(
-      report.sweep.map((p) => ({ concurrency: p.concurrency, result: p.direct })),
-      bound,
-    );
-    const b = frontier(
-      report.sweep.map((p) => ({ concurrency: p.concurrency, result: p.bareProxy })),
-      bound,
-    );
-    const f = frontier(
-      report.sweep.map((p) => ({ concurrency: p.concurrency, result: p.ferry })),
-      bound,
-    );
+    const d = frontier(swept(report, 'direct'), bound);
+    const b = frontier(swept(report, 'bareProxy'), bound);
+    const f = frontier(swept(report, 'ferry'), bound);
     const share = (part: number, whole: number) => (whole ? `${((part / whole) * 100).toFixed(0)} %` : '—');
     row(`< ${bound} ms`, int(d), int(b), int(f), share(f, d), share(f, b));
   }
@@ -219,8 +221,14 @@ export function renderMarkdown(report: BenchReport): string {
       point.ferry.errors + point.direct.errors,
     );
   }
-  lines.push('', '</details>', '', '### 3. Streaming (64 deltas, 20 ms apart)', '');
   const s = report.streaming;
+  lines.push(
+    '',
+    '</details>',
+    '',
+    `### 3. Streaming (${s.tokens ?? 64} deltas, ${s.intervalMs ?? 20} ms apart)`,
+    '',
+  );
   row('', 'time to first token p50', 'p99', 'inter-token gap mean', 'gap p99');
   row('---', '---:', '---:', '---:', '---:');
   const stream = (name: string, result: StreamResult) =>
@@ -260,7 +268,7 @@ export function renderMarkdown(report: BenchReport): string {
       `${ms(postgres.stored.latency.p50)} / ${ms(postgres.stored.latency.p99)}`,
     );
   const followUp = (point: ChainPoint) =>
-    `${ms(point.latency.latency.p50)} (+${ms(added(point.latency.latency.p50, point.direct.latency.p50))})`;
+    `${ms(point.latency.latency.p50)} (${signedMs(added(point.latency.latency.p50, point.direct.latency.p50))})`;
   report.state.sqlite.chain.forEach((point, index) => {
     const other = postgres?.chain[index];
     row(
@@ -286,16 +294,31 @@ export function renderMarkdown(report: BenchReport): string {
   row(`${report.memory.idleMb} MB`, `${report.memory.underLoadMb} MB`, `${report.memory.afterLoadMb} MB`);
 
   if (report.target) {
-    lines.push('', `### Other gateway: ${report.target.url}`, '');
-    row('p50', 'p99', 'added p50 vs direct', 'added p99 vs direct');
-    row('---:', '---:', '---:', '---:');
-    const t = report.target.latency;
-    row(
-      ms(t.latency.p50),
-      ms(t.latency.p99),
-      ms(t.latency.p50 - direct.latency.p50),
-      ms(t.latency.p99 - direct.latency.p99),
+    lines.push(
+      '',
+      `### Other gateway: ${report.target.url}`,
+      '',
+      'Timed with store:false, next to Ferry with store:false (concurrency 1) and store:true (the sweep).',
+      '',
     );
+    row('concurrency 1', 'p50', 'p90', 'p99', 'added p50', 'added p99');
+    row('---', '---:', '---:', '---:', '---:', '---:');
+    line('the other gateway', report.target.latency, direct);
+    line('Ferry, store:false', unstored, direct);
+    const sweep = report.target.sweep;
+    if (sweep.length) {
+      lines.push('');
+      row('p99 bound', 'direct rps', 'the other gateway rps', 'Ferry rps');
+      row('---', '---:', '---:', '---:');
+      for (const bound of [5, 20, 100]) {
+        row(
+          `< ${bound} ms`,
+          int(frontier(swept(report, 'direct'), bound)),
+          int(frontier(sweep, bound)),
+          int(frontier(swept(report, 'ferry'), bound)),
+        );
+      }
+    }
   }
 
   lines.push('', '### Targets', '');

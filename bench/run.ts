@@ -1,16 +1,19 @@
 /**
- * `npm run bench [-- --quick] [-- --target URL] [-- --no-postgres]`
+ * `npm run bench [-- --quick | --smoke] [-- --target URL --backend-port N] [-- --no-postgres] [-- --out DIR]`
  *
  * Measures what Ferry adds on top of a backend, side by side in one run, the way the Busbar
  * "On the Bench" harness does: the same fast fake backend is called directly and through
  * Ferry, and the difference is what Ferry costs. Ferry runs pinned to one core, the fake
  * backend and the load generator to the other (when `taskset` exists). Writes
- * bench/results/<date>-<commit>.{json,md} and bench/results/latest.{json,md}, and prints the table.
+ * <out>/<date>-<commit>.{json,md} and <out>/latest.{json,md} (`out` is bench/results unless
+ * `--out` says otherwise), and prints the table. `--smoke` runs every section for a moment:
+ * its figures mean nothing, it proves the harness works (test/bench/run.test.ts), and it writes
+ * to the system's temporary directory unless `--out` says otherwise.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
-import { join } from 'node:path';
+import { cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { request } from 'undici';
@@ -21,6 +24,7 @@ import {
   buildChain,
   cpuMicros,
   load,
+  peakRssMb,
   post,
   rssMb,
   sleep,
@@ -30,13 +34,23 @@ import {
   type Ferry,
 } from './processes.js';
 
-import { renderMarkdown, type BenchReport, type ChainPoint } from './report.js';
+import { renderMarkdown, type BenchReport, type ChainPoint, type RunMode } from './report.js';
 
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
+    /** Every section for a moment, for CI: proves the harness runs, measures nothing. */
+    smoke: { type: 'boolean', default: false },
+    /** Another gateway's base URL, timed the same way as Ferry (needs `--backend-port`). */
     target: { type: 'string' },
+    /**
+     * The fake backend's port (default: any free one). Another gateway compared with `--target`
+     * must be configured beforehand with an Ollama backend at http://127.0.0.1:<this port>.
+     */
+    'backend-port': { type: 'string', default: '0' },
     'no-postgres': { type: 'boolean', default: false },
+    /** Where the results are written (default bench/results). */
+    out: { type: 'string' },
     /** Run only these sections (comma-separated: latency, throughput, state, streaming); for iterating. */
     only: { type: 'string' },
     postgres: {
@@ -45,39 +59,68 @@ const { values: args } = parseArgs({
     },
   },
 });
-const quick = args.quick;
+const mode: RunMode = args.smoke ? 'smoke' : args.quick ? 'quick' : 'full';
+if (args.target && args['backend-port'] === '0') {
+  process.stderr.write(
+    'bench: --target needs --backend-port N, and the other gateway configured with an Ollama backend at http://127.0.0.1:N (model "bench")\n',
+  );
+  process.exit(2);
+}
 
-const plan = quick
-  ? {
-      latencyMs: 1500,
-      warmUpMs: 1000,
-      sweepMs: 1000,
-      sweep: [1, 4, 16, 32, 128],
-      streams: 5,
-      streamWarmups: 500,
-      hold: [250, 1000],
-      chain: 1000,
-      jobs: 100,
-      jobWarmups: 200,
-      followUpMs: 800,
-      endpointMs: 500,
-      deletions: 1_000,
-    }
-  : {
-      latencyMs: 5000,
-      warmUpMs: 2000,
-      sweepMs: 3000,
-      sweep: [1, 2, 4, 8, 16, 32, 64, 128],
-      streams: 30,
-      streamWarmups: 2000,
-      hold: [250, 500, 1000, 1500],
-      chain: 1000,
-      jobs: 1_000,
-      jobWarmups: 2_000,
-      followUpMs: 3000,
-      endpointMs: 2000,
-      deletions: 6_000,
-    };
+const PLANS = {
+  full: {
+    latencyMs: 5000,
+    warmUpMs: 2000,
+    sweepMs: 3000,
+    sweep: [1, 2, 4, 8, 16, 32, 64, 128],
+    streamTokens: 64,
+    streamIntervalMs: 20,
+    streams: 30,
+    streamWarmups: 2000,
+    hold: [250, 500, 1000, 1500],
+    chain: 1000,
+    jobs: 1_000,
+    jobWarmups: 2_000,
+    followUpMs: 3000,
+    endpointMs: 2000,
+    deletions: 6_000,
+  },
+  quick: {
+    latencyMs: 1500,
+    warmUpMs: 1000,
+    sweepMs: 1000,
+    sweep: [1, 4, 16, 32, 128],
+    streamTokens: 64,
+    streamIntervalMs: 20,
+    streams: 5,
+    streamWarmups: 500,
+    hold: [250, 1000],
+    chain: 1000,
+    jobs: 100,
+    jobWarmups: 200,
+    followUpMs: 800,
+    endpointMs: 500,
+    deletions: 1_000,
+  },
+  smoke: {
+    latencyMs: 150,
+    warmUpMs: 150,
+    sweepMs: 150,
+    sweep: [1, 8],
+    streamTokens: 8,
+    streamIntervalMs: 5,
+    streams: 2,
+    streamWarmups: 5,
+    hold: [20],
+    chain: 100,
+    jobs: 10,
+    jobWarmups: 10,
+    followUpMs: 150,
+    endpointMs: 60,
+    deletions: 100,
+  },
+};
+const plan = PLANS[mode];
 
 // ── bodies ─────────────────────────────────────────────────────────────────
 
@@ -95,6 +138,17 @@ const DIRECT_STREAM_BODY = JSON.stringify({
 });
 const responsesBody = (extra: Record<string, unknown> = {}) =>
   JSON.stringify({ model: 'bench', input: 'hello', ...extra });
+
+/**
+ * Another gateway (`--target`), timed like Ferry with store:false (a gateway that keeps no
+ * responses must not be charged for Ferry's storing), at its `/v1/responses`.
+ */
+const target = args.target ? new URL(args.target) : undefined;
+function targetSpec(concurrency: number, durationMs: number): LoadSpec | undefined {
+  if (!target) return undefined;
+  const path = `${target.pathname.replace(/\/$/, '')}/v1/responses`;
+  return requestsSpec(target.origin, path, responsesBody({ store: false }), concurrency, durationMs);
+}
 
 function requestsSpec(
   origin: string,
@@ -147,6 +201,8 @@ async function addedLatency(
     requestsSpec(bareUrl, '/v1/responses', responsesBody(), 1, plan.latencyMs),
   );
   report.latency = { direct, stored, unstored, streamed, directStreamed, bareProxy };
+  const other = targetSpec(1, plan.latencyMs);
+  if (other) report.target = { url: args.target!, latency: await load<RequestsResult>(other), sweep: [] };
 }
 
 /**
@@ -162,6 +218,8 @@ async function warmUp(fakeUrl: string, bareUrl: string, ferry: Ferry): Promise<v
   await load({ ...requestsSpec(bareUrl, '/', '', 4, ms), method: 'GET' });
   for (const extra of [{}, { store: false }, { stream: true, store: false }])
     await load(requestsSpec(ferry.url, '/v1/responses', responsesBody(extra), 4, ms));
+  const other = targetSpec(4, ms);
+  if (other) await load(other);
 }
 
 /**
@@ -266,18 +324,21 @@ async function throughput(
     const bareProxy = await load<RequestsResult>(
       requestsSpec(bareUrl, '/v1/responses', responsesBody(), concurrency, plan.sweepMs),
     );
-    const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMb(ferry.pid))), 100);
-    const viaFerry = await load<RequestsResult>(
-      requestsSpec(ferry.url, '/v1/responses', responsesBody(), concurrency, plan.sweepMs),
+    const { result: viaFerry, peakMb } = await peakRssMb(ferry.pid, () =>
+      load<RequestsResult>(
+        requestsSpec(ferry.url, '/v1/responses', responsesBody(), concurrency, plan.sweepMs),
+      ),
     );
-    clearInterval(sampler);
+    peakRss = Math.max(peakRss, peakMb);
     report.sweep.push({ concurrency, direct, bareProxy, ferry: viaFerry });
+    const other = targetSpec(concurrency, plan.sweepMs);
+    if (other) report.target?.sweep.push({ concurrency, result: await load<RequestsResult>(other) });
   }
   report.memory.underLoadMb = peakRss;
 }
 
 async function streaming(report: BenchReport): Promise<void> {
-  const fake = await startFake(64, 20);
+  const fake = await startFake(plan.streamTokens, plan.streamIntervalMs);
   const ferry = await startFerry(fake.url, 'sqlite');
   // Every path is first warmed up with unpaced streams (model "warmup"), so the paced ones
   // measure steady-state code rather than the first calls of a fresh process.
@@ -311,20 +372,26 @@ async function streaming(report: BenchReport): Promise<void> {
     count: plan.streams,
     tokenMarker: 'event: response.output_text.delta',
   });
-  report.streaming = { direct, bareProxy, ferry: viaFerry, held: [] };
+  report.streaming = {
+    tokens: plan.streamTokens,
+    intervalMs: plan.streamIntervalMs,
+    direct,
+    bareProxy,
+    ferry: viaFerry,
+    held: [],
+  };
   for (const streams of plan.hold) {
-    let peak = 0;
-    const sampler = setInterval(() => (peak = Math.max(peak, rssMb(ferry.pid))), 100);
-    const held = await load<HoldResult>({
-      mode: 'hold',
-      origin: ferry.url,
-      path: '/v1/responses',
-      body: responsesBody({ stream: true }),
-      concurrency: streams,
-      tokenMarker: 'event: response.output_text.delta',
-    });
-    clearInterval(sampler);
-    report.streaming.held.push({ ...held, rssMb: peak });
+    const { result: held, peakMb } = await peakRssMb(ferry.pid, () =>
+      load<HoldResult>({
+        mode: 'hold',
+        origin: ferry.url,
+        path: '/v1/responses',
+        body: responsesBody({ stream: true }),
+        concurrency: streams,
+        tokenMarker: 'event: response.output_text.delta',
+      }),
+    );
+    report.streaming.held.push({ ...held, rssMb: peakMb });
     if (held.completed < streams || held.stalled > 0) break;
   }
   await ferry.stop();
@@ -342,7 +409,7 @@ const CHAIN_ROUNDS = 3;
  * depth reports its median round (by added p50).
  */
 async function chainCosts(ferry: Ferry, fakeUrl: string): Promise<ChainPoint[]> {
-  const depths = [1, 10, 100, plan.chain];
+  const depths = [...new Set([1, 10, 100, plan.chain])].filter((depth) => depth <= plan.chain);
   const chain = await buildChain(ferry.url, plan.chain);
   const bodies = new Map<number, { followUp: string; upstream: string }>();
   for (const depth of depths) {
@@ -430,26 +497,6 @@ async function state(fakeUrl: string, ferry: Ferry, report: BenchReport): Promis
   }
 }
 
-async function againstTarget(fakeUrl: string, report: BenchReport): Promise<void> {
-  if (!args.target) return;
-  const target = new URL(args.target);
-  report.target = {
-    url: args.target,
-    latency: await load<RequestsResult>(
-      requestsSpec(
-        target.origin,
-        `${target.pathname.replace(/\/$/, '')}/v1/responses`,
-        responsesBody({ store: false }),
-        1,
-        plan.latencyMs,
-      ),
-    ),
-  };
-  report.notes.push(
-    `--target ${args.target} must be configured with the fake backend at ${fakeUrl} (model "bench").`,
-  );
-}
-
 // ── main ───────────────────────────────────────────────────────────────────
 
 async function main(): Promise<void> {
@@ -457,7 +504,7 @@ async function main(): Promise<void> {
   const report: BenchReport = {
     date: new Date().toISOString(),
     commit,
-    mode: quick ? 'quick' : 'full',
+    mode,
     machine: {
       cores: cpus().length,
       cpu: cpus()[0]?.model ?? 'unknown',
@@ -468,11 +515,15 @@ async function main(): Promise<void> {
     notes: [],
   } as unknown as BenchReport; // filled in section by section below
   const started = performance.now();
-  const fake = await startFake(16, 0);
+  const fake = await startFake(16, 0, Number(args['backend-port']));
   const ferry = await startFerry(fake.url, 'sqlite');
   await sleep(500);
   report.memory.idleMb = rssMb(ferry.pid);
   const bare = await startBareProxy(fake.url);
+  if (target)
+    report.notes.push(
+      `The other gateway (${args.target}) was timed with store:false against the fake backend at ${fake.url}.`,
+    );
   step('warm-up');
   await warmUp(fake.url, bare.url, ferry);
 
@@ -500,7 +551,6 @@ async function main(): Promise<void> {
     step('streaming');
     await streaming(report);
   }
-  await againstTarget(fake.url, report);
   step('done');
   if (only) {
     // A partial run is for iterating: print what was measured, write no report.
@@ -511,7 +561,12 @@ async function main(): Promise<void> {
   report.seconds = Math.round((performance.now() - started) / 1000);
 
   const stamp = report.date.slice(0, 19).replace(/[:T]/g, '-');
-  const out = join(ROOT, 'bench', 'results');
+  // A smoke run's figures mean nothing: they never replace the results kept in the repo.
+  const out = args.out
+    ? resolve(args.out)
+    : mode === 'smoke'
+      ? join(tmpdir(), 'ferry-bench-smoke')
+      : join(ROOT, 'bench', 'results');
   mkdirSync(out, { recursive: true });
   const markdown = renderMarkdown(report);
   for (const name of [`${stamp}-${commit}`, 'latest']) {
@@ -519,7 +574,7 @@ async function main(): Promise<void> {
     writeFileSync(join(out, `${name}.md`), markdown);
   }
   process.stdout.write(
-    `\n${markdown}\nWritten to bench/results/${stamp}-${commit}.{json,md} and bench/results/latest.{json,md}\n`,
+    `\n${markdown}\nWritten to ${join(out, `${stamp}-${commit}`)}.{json,md} and ${join(out, 'latest')}.{json,md}\n`,
   );
   fake.child.kill();
 }
