@@ -5,7 +5,7 @@
  * checked is that every measurement ran, nothing errored, and the report holds all of it.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,9 +18,13 @@ import { startFerryProcess, waitForExit } from '../support/process.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Runs `bench/run.ts` with these arguments; resolves with its exit code and output. */
-async function bench(args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], {
+/** Runs a bench script with these arguments; resolves with its exit code and output. */
+async function bench(
+  args: string[],
+  timeoutMs: number,
+  script = 'bench/run.ts',
+): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -148,6 +152,42 @@ describe('npm run bench', () => {
       ])
         expect(markdown).toContain(heading);
       expect(markdown).toContain('| SQLite | PostgreSQL |');
+      rmSync(directory, { recursive: true, force: true });
     },
   );
+});
+
+describe('npm run bench:profile', () => {
+  const briefly = ['--seconds', '1', '--warmup-seconds', '1', '--concurrency', '4'];
+  const profile = (args: string[]) => bench([...briefly, ...args], 60_000, 'bench/profile.ts');
+
+  it('profiles Ferry under load and says where its CPU went', { timeout: 90_000 }, async () => {
+    const { code, output } = await profile([]);
+    expect(code, output).toBe(0);
+    expect(output).toMatch(/ 0 errors \(concurrency 4, stored\)/);
+    expect(output).toMatch(/Ferry's CPU per request: \d+ µs/);
+    const file = /Profile: (\S+\.cpuprofile)/.exec(output)?.[1];
+    expect(file && existsSync(file), output).toBe(true);
+    expect(output).toContain('By area (self time)');
+    expect(output).toMatch(/Top functions \(self time\)\n +\d+\.\d %/);
+  });
+
+  it(
+    'measures without the profiler, at a chain depth, with the collections',
+    { timeout: 90_000 },
+    async () => {
+      const { code, output } = await profile(['--plain', '--depth', '5']);
+      expect(code, output).toBe(0);
+      expect(output).toMatch(/ 0 errors \(concurrency 4, stored at depth 5\)/);
+      expect(output).toMatch(/by thread: main \d+ µs/);
+      expect(output).toMatch(/minor GCs: one per \d+ requests/);
+    },
+  );
+
+  it('samples what a request allocates', { timeout: 90_000 }, async () => {
+    const { code, output } = await profile(['--allocations']);
+    expect(code, output).toBe(0);
+    expect(output).toMatch(/Allocated [\d.]+ MB: [\d.]+ KB per request/);
+    expect(output).toContain('By area (bytes allocated)');
+  });
 });
