@@ -84,23 +84,26 @@ const PLANS = {
     followUpMs: 3000,
     endpointMs: 2000,
     deletions: 6_000,
+    /** How long Ferry rests after the sweep before its memory "after load" is read. */
+    settleMs: 3000,
   },
   quick: {
-    latencyMs: 1500,
+    latencyMs: 1000,
     warmUpMs: 1000,
-    sweepMs: 1000,
+    sweepMs: 800,
     sweep: [1, 4, 16, 32, 128],
     streamTokens: 64,
     streamIntervalMs: 20,
-    streams: 5,
-    streamWarmups: 500,
+    streams: 3,
+    streamWarmups: 300,
     hold: [250, 1000],
     chain: 1000,
     jobs: 100,
     jobWarmups: 200,
-    followUpMs: 800,
-    endpointMs: 500,
+    followUpMs: 600,
+    endpointMs: 400,
     deletions: 1_000,
+    settleMs: 2000,
   },
   smoke: {
     latencyMs: 150,
@@ -118,6 +121,7 @@ const PLANS = {
     followUpMs: 150,
     endpointMs: 60,
     deletions: 100,
+    settleMs: 200,
   },
 };
 const plan = PLANS[mode];
@@ -538,7 +542,7 @@ async function main(): Promise<void> {
   if (wanted('throughput')) {
     step('throughput sweep');
     await throughput(fake.url, bare.url, ferry, report);
-    await sleep(3000);
+    await sleep(plan.settleMs);
     report.memory.afterLoadMb = rssMb(ferry.pid);
   }
   if (wanted('state')) {
