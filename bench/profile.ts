@@ -151,6 +151,15 @@ function cpuByThread(pid: number): Map<string, number> {
   return byName;
 }
 
+/**
+ * How many times the kernel took the core from Ferry's main thread while it could still run
+ * (`nonvoluntary_ctxt_switches`): each is a request that waits for another thread or the host.
+ */
+function mainThreadPreemptions(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8');
+  return Number(/^nonvoluntary_ctxt_switches:\s+(\d+)$/m.exec(status)?.[1] ?? NaN);
+}
+
 /** Minor (young-generation) collections so far and their total seconds, from Ferry's `/metrics`. */
 async function minorGcs(origin: string): Promise<{ count: number; seconds: number }> {
   const text = await (await fetch(`${origin}/metrics`)).text();
@@ -213,6 +222,7 @@ async function main(): Promise<void> {
   await load<RequestsResult>({ ...spec, durationMs: Number(args['warmup-seconds']) * 1000, warmupMs: 0 });
   const cpuBefore = cpuMicros(ferry.pid);
   const threadsBefore = cpuByThread(ferry.pid);
+  const preemptionsBefore = mainThreadPreemptions(ferry.pid);
   const gcBefore = args.plain ? await minorGcs(ferry.url) : undefined;
   if (args.allocations) {
     process.kill(ferry.pid, 'SIGUSR2');
@@ -231,6 +241,7 @@ async function main(): Promise<void> {
     .sort((a, b) => b[1] - a[1])
     .map(([name, micros]) => `${name} ${Math.round(micros)} µs`)
     .join(', ');
+  const preemptions = (mainThreadPreemptions(ferry.pid) - preemptionsBefore) / result.requests;
   const finished = monotonicMicros();
   const gcAfter = gcBefore ? await minorGcs(ferry.url) : undefined;
   if (args.allocations) {
@@ -242,7 +253,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     `${Math.round(result.rps)} rps, p50 ${(result.latency.p50 / 1000).toFixed(3)} ms, p99 ${(result.latency.p99 / 1000).toFixed(3)} ms, ${result.errors} errors (concurrency ${args.concurrency}, ${args.body}${depth > 0 ? ` at depth ${depth}` : ''})\n` +
       `Ferry's CPU per request: ${Math.round(cpuPerRequest)} µs (user + system, from /proc)\n` +
-      `by thread: ${perThread}\n` +
+      `by thread: ${perThread}; the main thread lost its core ${preemptions.toFixed(3)} times per request\n` +
       (gcBefore && gcAfter ? `minor GCs: ${describeGcs(gcAfter, gcBefore, result.requests)}\n` : ''),
   );
   if (args.allocations) {
