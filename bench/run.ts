@@ -336,7 +336,13 @@ async function throughput(
     peakRss = Math.max(peakRss, peakMb);
     report.sweep.push({ concurrency, direct, bareProxy, ferry: viaFerry });
     const other = targetSpec(concurrency, plan.sweepMs);
-    if (other) report.target?.sweep.push({ concurrency, result: await load<RequestsResult>(other) });
+    if (other && report.target) {
+      // Ferry too with store:false: the other gateway is timed so, and keeps nothing.
+      const unstored = await load<RequestsResult>(
+        requestsSpec(ferry.url, '/v1/responses', responsesBody({ store: false }), concurrency, plan.sweepMs),
+      );
+      report.target.sweep.push({ concurrency, result: await load<RequestsResult>(other), ferry: unstored });
+    }
   }
   report.memory.underLoadMb = peakRss;
 }

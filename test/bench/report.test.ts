@@ -202,8 +202,8 @@ describe('the benchmark report', () => {
       url: 'http://127.0.0.1:4000',
       latency: requests(0.9, 2.5),
       sweep: [
-        { concurrency: 1, result: requests(0.9, 2.5, 1100) },
-        { concurrency: 16, result: requests(4, 18, 3000) },
+        { concurrency: 1, result: requests(0.9, 2.5, 1100), ferry: requests(0.5, 1, 2100) },
+        { concurrency: 16, result: requests(4, 18, 3000), ferry: requests(2, 9, 11000) },
       ],
     };
     report.notes.push('something worth saying');
@@ -212,7 +212,7 @@ describe('the benchmark report', () => {
     expect(markdown).toContain("1000 in 3.0 s = 333/s (Ferry's CPU 1.900 ms a job)");
     expect(markdown).toContain('### Other gateway: http://127.0.0.1:4000');
     expect(markdown).toContain('| the other gateway | 0.900 | 1.700 | 2.500 | 0.800 | 2.300 |');
-    expect(markdown).toContain('| < 20 ms | 20,000 | 3,000 | 10,000 |');
+    expect(markdown).toContain('| < 20 ms | 20,000 | 3,000 | 11,000 |');
     expect(markdown).toContain('Note: something worth saying');
   });
 

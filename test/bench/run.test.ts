@@ -140,7 +140,7 @@ describe('npm run bench', () => {
       expect(report.target!.url).toBe(peer.url);
       fine(report.target!.latency);
       expect(report.target!.sweep.map((point) => point.concurrency)).toEqual([1, 8]);
-      report.target!.sweep.forEach((point) => fine(point.result));
+      report.target!.sweep.forEach((point) => [point.result, point.ferry].forEach(fine));
 
       const markdown = readFileSync(join(out, 'latest.md'), 'utf8');
       expect(markdown).toContain(`commit \`${commit}\`, smoke run`);
