@@ -105,7 +105,8 @@ describe("the benchmark's load generator", () => {
     const result = await ndjsonStreams(origin, 3);
     expect(result).toMatchObject({ streams: 3, errors: 0, tokensPerStream: 5 });
     expect(result.ttft.p50).toBeGreaterThan(0);
-    expect(result.ttft.p50).toBeLessThan(15_000);
+    // The first token, not the last (which comes about 60 ms after the request).
+    expect(result.ttft.p50).toBeLessThan(45_000);
     // Four gaps per stream, each at least most of the 15 ms pacing.
     expect(result.gap.p50).toBeGreaterThan(10_000);
   });
